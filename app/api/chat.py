@@ -1,0 +1,233 @@
+"""POST /v1/chat/completions: OpenAI Chat Completions over the neutral Turn."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from app.api.streaming import SSE_HEADERS, first_event, sse, until_disconnect
+from app.errors import ApiError, failure_error, invalid
+from app.gateway import Gateway, authorized
+from app.policy import resolve_policy, validate_effort
+from app.turn import Completed, Failed, Message, TextDelta, Turn, TurnEvent, Usage, UsageReport
+
+router = APIRouter()
+
+# Sent by OpenWebUI and most SDK users; accepted, not honoured, and named in x-codex-ignored-params.
+IGNORED_PARAMS = (
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
+    "seed", "user", "stop", "logit_bias", "metadata", "store", "service_tier", "prompt_cache_key",
+    "prompt_cache_retention", "safety_identifier", "verbosity", "parallel_tool_calls",
+)  # fmt: skip
+MESSAGE_ROLES = ("system", "developer", "user", "assistant")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    reasoning_effort: str | None = None
+
+
+def _refuse(param: str, what: str) -> ApiError:
+    return invalid(f"'{param}' is not supported by this gateway: {what}.", param=param, code="unsupported_parameter")
+
+
+def check_params(extra: dict[str, Any]) -> list[str]:
+    """Refuse what cannot be honoured, by name; return the accepted-but-ignored parameters."""
+    ignored = []
+    for name, value in extra.items():
+        if name in IGNORED_PARAMS:
+            if value is not None:
+                ignored.append(name)
+        elif name == "n":
+            if value not in (None, 1):
+                raise _refuse("n", "Codex produces one choice per request")
+        elif name in ("logprobs", "top_logprobs"):
+            if value not in (None, False, 0):
+                raise _refuse(name, "Codex does not report token log probabilities")
+        elif name in ("tools", "functions"):
+            if value:
+                raise _refuse(name, "function calling is not available yet")
+        elif name in ("tool_choice", "function_call"):
+            if value not in (None, "none", "auto"):
+                raise _refuse(name, "function calling is not available yet")
+        elif name in ("audio", "prediction", "web_search_options"):
+            if value is not None:
+                raise _refuse(name, "not available through Codex")
+        elif name == "modalities":
+            if value is not None and value != ["text"]:
+                raise _refuse(name, "only text output is available")
+        elif name == "response_format":
+            if value is not None and (not isinstance(value, dict) or value.get("type") != "text"):
+                raise _refuse(name, "structured outputs are not available yet")
+        else:
+            raise invalid(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+    return ignored
+
+
+def _content_text(content: Any, param: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise invalid(f"Invalid type for '{param}': expected a string or an array of content parts.", param=param)
+    texts = []
+    for index, part in enumerate(content):
+        where = f"{param}[{index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind in ("image_url", "input_audio", "file"):
+            message = f"Content parts of type '{kind}' are not supported yet."
+            raise invalid(message, param=where, code="unsupported_content")
+        else:
+            raise invalid(f"Invalid content part at '{where}': expected {{'type': 'text', 'text': ...}}.", param=where)
+    return "\n".join(texts)
+
+
+def to_messages(raw: list[dict[str, Any]]) -> tuple[Message, ...]:
+    if not raw:
+        raise invalid("'messages' must contain at least one message.", param="messages", code="empty_array")
+    messages = []
+    for index, item in enumerate(raw):
+        where = f"messages[{index}]"
+        role = item.get("role")
+        if role in ("tool", "function"):
+            message = f"Messages with role '{role}' need function calling, which is not available yet."
+            raise invalid(message, param=f"{where}.role", code="unsupported_role")
+        if role not in MESSAGE_ROLES:
+            raise invalid(
+                f"Invalid value for '{where}.role': {role!r}. Allowed: {', '.join(MESSAGE_ROLES)}.",
+                param=f"{where}.role",
+                code="invalid_value",
+            )
+        for key, value in item.items():
+            if key in ("tool_calls", "function_call", "audio") and value:
+                raise _refuse(f"{where}.{key}", "function calling and audio are not available yet")
+            if key not in ("role", "content", "name", "refusal", "annotations", "tool_calls", "function_call", "audio"):
+                message = f"Unrecognized argument in '{where}': {key}"
+                raise invalid(message, param=f"{where}.{key}", code="unknown_parameter")
+        messages.append(Message(role, _content_text(item.get("content"), f"{where}.content")))
+    if not any(m.text.strip() for m in messages):
+        raise invalid("'messages' contain no text.", param="messages")
+    return tuple(messages)
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
+    }
+
+
+class ChunkWriter:
+    """Chat completion chunks sharing one id, model and creation time."""
+
+    def __init__(self, model: str) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self._frame([choice])
+
+    def usage(self, usage: Usage) -> bytes:
+        return self._frame([], usage=usage_body(usage))
+
+    def _frame(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        return sse({**body, "choices": choices, **extra})
+
+
+async def stream_chunks(
+    writer: ChunkWriter, first: TurnEvent, events: AsyncIterator[TurnEvent], include_usage: bool
+) -> AsyncIterator[bytes]:
+    usage = Usage()
+    yield writer.chunk({"role": "assistant", "content": ""})
+    try:
+        event: TurnEvent | None = first
+        while event is not None:
+            if isinstance(event, TextDelta):
+                yield writer.chunk({"content": event.text})
+            elif isinstance(event, UsageReport):
+                usage = event.usage
+            elif isinstance(event, Completed):
+                yield writer.chunk({}, finish_reason="stop")
+                if include_usage:
+                    yield writer.usage(usage)
+                break
+            elif isinstance(event, Failed):
+                yield sse(failure_error(event.kind.value, event.message).body())
+                break
+            event = await anext(events, None)
+        yield b"data: [DONE]\n\n"
+    finally:
+        await events.aclose()
+
+
+async def collect(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> tuple[str, Usage]:
+    usage = Usage()
+    event: TurnEvent | None = first
+    try:
+        while event is not None:
+            if isinstance(event, UsageReport):
+                usage = event.usage
+            elif isinstance(event, Completed):
+                return event.text, usage
+            elif isinstance(event, Failed):
+                raise failure_error(event.kind.value, event.message)
+            event = await anext(events, None)
+    finally:
+        await events.aclose()
+    raise failure_error("crashed", "Codex ended the turn without an answer.")
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
+    ignored = check_params(body.model_extra or {})
+    messages = to_messages(body.messages)
+    model, alias_effort = gateway.catalog.resolve(body.model)
+    effort = validate_effort(body.reasoning_effort, "reasoning_effort") if body.reasoning_effort else alias_effort
+    turn = Turn(model=model, messages=messages, policy=resolve_policy(gateway.settings, reasoning_effort=effort))
+    executor = gateway.require_codex()
+    events = executor.events(turn)
+    headers = {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}
+    first = await first_event(request, events)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = stream_chunks(ChunkWriter(body.model), first, events, include_usage)
+        return StreamingResponse(chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+    text, usage = await until_disconnect(request, collect(first, events))
+    completion = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage_body(usage),
+    }
+    return JSONResponse(completion, headers=headers)

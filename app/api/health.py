@@ -1,0 +1,27 @@
+"""GET /health (liveness) and GET /ready (Codex found and answering)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.gateway import gateway_of
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    gateway = gateway_of(request)
+    binary = gateway.binary
+    if binary is None or not binary.path.exists():
+        reason = gateway.missing_reason or f"{binary.path if binary else 'codex'} is gone"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ready", "codex_version": binary.version, "engine": "exec"})

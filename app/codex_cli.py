@@ -1,0 +1,117 @@
+"""Finding the Codex binary, its version, and the environment its processes get."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import REPO_ROOT, Settings
+
+_TRIPLES = {
+    ("Linux", "x86_64"): ("linux-x64", "x86_64-unknown-linux-musl"),
+    ("Linux", "aarch64"): ("linux-arm64", "aarch64-unknown-linux-musl"),
+    ("Darwin", "x86_64"): ("darwin-x64", "x86_64-apple-darwin"),
+    ("Darwin", "arm64"): ("darwin-arm64", "aarch64-apple-darwin"),
+}
+
+
+class CodexMissing(Exception):
+    """The Codex binary cannot be found or run."""
+
+
+@dataclass(frozen=True)
+class CodexBinary:
+    """How to start Codex: the executable and the extra environment it expects."""
+
+    path: Path
+    extra_env: dict[str, str]
+    version: str = ""
+
+
+def _configured_path(settings: Settings) -> Path:
+    if settings.codex_path:
+        found = shutil.which(settings.codex_path)
+        if not found:
+            raise CodexMissing(f"CODEX_PATH={settings.codex_path!r} is not an executable file")
+        return Path(found)
+    on_path = shutil.which("codex")
+    if on_path:
+        return Path(on_path)
+    local = REPO_ROOT / "node_modules" / ".bin" / "codex"
+    if local.exists():
+        return local
+    raise CodexMissing("no Codex binary: set CODEX_PATH, put `codex` on PATH, or run `npm ci` in the repo")
+
+
+def _native_behind_npm_launcher(launcher: Path) -> CodexBinary | None:
+    """The npm package's `bin/codex.js` only spawns a native binary; run that directly (~90 ms faster)."""
+    real = launcher.resolve()
+    if real.name != "codex.js" or real.parent.name != "bin":
+        return None
+    package_root = real.parent.parent
+    names = _TRIPLES.get((platform.system(), platform.machine()))
+    if names is None:
+        return None
+    suffix, triple = names
+    for vendor in (package_root.parent / f"codex-{suffix}" / "vendor", package_root / "vendor"):
+        native = vendor / triple / "bin" / "codex"
+        if native.is_file() and os.access(native, os.X_OK):
+            extra = {"CODEX_MANAGED_PACKAGE_ROOT": str(package_root), "CODEX_MANAGED_BY_NPM": "1"}
+            return CodexBinary(native, extra)
+    return None
+
+
+def locate_codex(settings: Settings) -> CodexBinary:
+    """CODEX_PATH if set, else `codex` on PATH, else the repo's node_modules/.bin/codex."""
+    path = _configured_path(settings)
+    return _native_behind_npm_launcher(path) or CodexBinary(path, {})
+
+
+async def probe_version(binary: CodexBinary, env: dict[str, str]) -> CodexBinary:
+    """Run `codex --version`; raise CodexMissing when it does not answer."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            str(binary.path),
+            "--version",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 15)
+    except (OSError, TimeoutError) as exc:
+        raise CodexMissing(f"cannot run {binary.path}: {exc}") from None
+    if proc.returncode != 0:
+        raise CodexMissing(f"{binary.path} --version failed: {err.decode(errors='replace').strip()[:200]}")
+    version = out.decode(errors="replace").strip().removeprefix("codex-cli ").strip()
+    return CodexBinary(binary.path, binary.extra_env, version)
+
+
+def gateway_variable_names() -> set[str]:
+    """Every environment variable the gateway itself reads: none of them is Codex's business."""
+    return {name.upper() for name in Settings.model_fields}
+
+
+def child_environment(settings: Settings, binary: CodexBinary) -> dict[str, str]:
+    """The server's environment minus the gateway's own settings (PROXY_API_KEY among them)."""
+    hidden = gateway_variable_names()
+    env = {key: value for key, value in os.environ.items() if key.upper() not in hidden}
+    env.update(binary.extra_env)
+    if settings.codex_home is not None:
+        env["CODEX_HOME"] = str(settings.codex_home)
+    return env
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group led by `pid` (started with `start_new_session=True`).
+
+    Safe after the leader was reaped: Linux reuses no PID while a group of that ID has members.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,112 @@
+"""Settings: every environment variable of the gateway, validated, with its default."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
+# Codex 0.169 takes the effort as a free string the model advertises; these are every value its catalog uses.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
+SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra"]
+
+log = logging.getLogger("codex_wrapper")
+
+
+class ConfigError(Exception):
+    """An invalid setting: the message is one line naming the variable, the value and what is allowed."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    proxy_api_key: str | None = None
+    rate_limit_per_minute: int = Field(0, ge=0)
+
+    codex_path: str | None = None
+    codex_workdir: Path = REPO_ROOT / "workspace"
+    codex_config_dir: Path | None = None
+    codex_wrapper_profile_dir: Path = REPO_ROOT / "workspace" / "codex_profile"
+    codex_sandbox_mode: SandboxMode = "read-only"
+    codex_reasoning_effort: ReasoningEffort = "medium"
+    codex_hide_reasoning: bool = False
+    codex_local_only: bool = False
+    codex_allow_danger_full_access: bool = False
+    codex_timeout: float = Field(120.0, gt=0)
+    codex_max_parallel_requests: int = Field(2, ge=1)
+    codex_max_queue: int = Field(32, ge=0)
+    codex_queue_timeout_seconds: float = Field(30.0, gt=0)
+    codex_env_file: str = ".env"
+    codex_model: Annotated[str | None, NoDecode] = None
+
+    @field_validator("proxy_api_key", "codex_path", "codex_model", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("codex_sandbox_mode", "codex_reasoning_effort", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _danger_needs_permission(self) -> Settings:
+        if self.codex_sandbox_mode == "danger-full-access" and not self.codex_allow_danger_full_access:
+            raise ValueError("CODEX_SANDBOX_MODE=danger-full-access requires CODEX_ALLOW_DANGER_FULL_ACCESS=1")
+        return self
+
+    @property
+    def codex_home(self) -> Path | None:
+        """The CODEX_HOME given to Codex: CODEX_CONFIG_DIR, else the OS environment's, else Codex's own."""
+        if self.codex_config_dir is not None:
+            return self.codex_config_dir
+        env_home = os.environ.get("CODEX_HOME")
+        return Path(env_home) if env_home else None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    name = loc[0].upper() if loc else ""
+    if not name:
+        return error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    allowed = {
+        "CODEX_SANDBOX_MODE": "one of " + ", ".join(SANDBOX_MODES),
+        "CODEX_REASONING_EFFORT": "one of " + ", ".join(REASONING_EFFORTS),
+    }.get(name, error["msg"].lower())
+    return f"invalid setting {name}={value!r}: allowed is {allowed}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the OS environment, then CODEX_ENV_FILE (default .env); raise ConfigError."""
+    env_file = os.environ.get("CODEX_ENV_FILE", ".env")
+    try:
+        settings = Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from None
+    if settings.codex_model:
+        log.warning("CODEX_MODEL is deprecated and ignored: pick the model per request (GET /v1/models)")
+    _prepare_dir("CODEX_WORKDIR", settings.codex_workdir)
+    if settings.codex_config_dir is not None:
+        _prepare_dir("CODEX_CONFIG_DIR", settings.codex_config_dir)
+    return settings
+
+
+def _prepare_dir(name: str, path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"invalid setting {name}={str(path)!r}: cannot create it ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"invalid setting {name}={str(path)!r}: allowed is a directory this user can write")

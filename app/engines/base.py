@@ -1,0 +1,20 @@
+"""The interface every engine offers: a Turn in, a stream of TurnEvents out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from app.turn import Turn, TurnEvent
+
+
+class Engine(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+        """Events of one turn, ending with Completed or Failed; closing it stops the turn's Codex work."""
+        ...

@@ -1,0 +1,215 @@
+"""The `exec` engine: one `codex exec --json` process per turn, prompt on stdin, own process group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import tomli_w
+
+from app.codex_cli import CodexBinary, kill_group
+from app.turn import (
+    Completed,
+    Failed,
+    FailureKind,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    Turn,
+    TurnEvent,
+    Usage,
+    UsageReport,
+)
+
+log = logging.getLogger("codex_wrapper")
+_LINE_LIMIT = 64 * 1024 * 1024  # one JSONL event may carry a whole command output
+_EXIT_GRACE = 1.0
+_KILL_GRACE = 2.0
+_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate limit|usage limit", re.IGNORECASE)
+_LABELS = {"user": "User", "assistant": "Assistant"}
+
+
+def toml_override(key: str, value: object) -> str:
+    """A `-c key=value` argument whose value is serialised by tomli-w, never pasted."""
+    return f"{key}={tomli_w.dumps({'v': value}).split('=', 1)[1].strip()}"
+
+
+def render_prompt(messages: tuple[Message, ...]) -> str:
+    """System/developer text first, then the conversation; a lone user message stays as it is."""
+    instructions = [m.text for m in messages if m.role in ("system", "developer") and m.text]
+    turns = [m for m in messages if m.role in ("user", "assistant")]
+    if not instructions and len(turns) == 1 and turns[0].role == "user":
+        return turns[0].text
+    parts = []
+    if instructions:
+        parts.append("[Instructions]\n" + "\n\n".join(instructions))
+    parts.extend(f"[{_LABELS[m.role]}]\n{m.text}" for m in turns)
+    if turns and turns[-1].role == "user":
+        parts.append("[Assistant]")
+    return "\n\n".join(parts)
+
+
+def build_argv(binary: CodexBinary, turn: Turn) -> list[str]:
+    policy = turn.policy
+    argv = [
+        str(binary.path),
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--ephemeral",
+        "--color",
+        "never",
+        "--sandbox",
+        policy.sandbox,
+        "--cd",
+        str(policy.cwd),
+        "--model",
+        turn.model,
+        "-c",
+        toml_override("model_reasoning_effort", policy.reasoning_effort),
+    ]
+    if policy.hide_reasoning:
+        argv += ["-c", toml_override("hide_agent_reasoning", True)]
+        argv += ["-c", toml_override("model_reasoning_summary", "none")]
+    argv.append("-")  # the prompt comes on stdin
+    return argv
+
+
+def usage_from(event: dict[str, Any]) -> Usage:
+    raw = event.get("usage") or {}
+    return Usage(
+        input_tokens=int(raw.get("input_tokens") or 0),
+        cached_input_tokens=int(raw.get("cached_input_tokens") or 0),
+        output_tokens=int(raw.get("output_tokens") or 0),
+        reasoning_output_tokens=int(raw.get("reasoning_output_tokens") or 0),
+    )
+
+
+def failure_from(message: str) -> Failed:
+    kind = FailureKind.RATE_LIMITED if _RATE_LIMITED.search(message) else FailureKind.UPSTREAM
+    return Failed(kind, message)
+
+
+class ExecEventParser:
+    """Turns `codex exec --json` lines into TurnEvents; remembers the answer so far."""
+
+    def __init__(self) -> None:
+        self.answer: list[str] = []
+        self.last_error = ""
+
+    def feed(self, line: bytes) -> list[TurnEvent]:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            log.debug("codex exec printed a non-JSON line: %r", line[:200])
+            return []
+        kind = event.get("type")
+        if kind == "item.completed":
+            return self._item(event.get("item") or {})
+        if kind == "turn.completed":
+            return [UsageReport(usage_from(event)), Completed("".join(self.answer))]
+        if kind == "turn.failed":
+            message = (event.get("error") or {}).get("message") or self.last_error or "the model provider failed"
+            return [failure_from(message)]
+        if kind == "error":  # not fatal: Codex reports retries this way
+            self.last_error = str(event.get("message") or "")
+            log.info("codex reported: %s", self.last_error)
+        return []
+
+    def _item(self, item: dict[str, Any]) -> list[TurnEvent]:
+        item_type = item.get("type")
+        text = str(item.get("text") or "")
+        if item_type == "agent_message" and text:
+            piece = ("\n\n" if self.answer else "") + text
+            self.answer.append(piece)
+            return [TextDelta(piece)]
+        if item_type == "reasoning" and text:
+            return [ReasoningDelta(text)]
+        if item_type == "error":
+            log.info("codex notice: %s", item.get("message"))
+        return []
+
+
+class ExecEngine:
+    name = "exec"
+
+    def __init__(self, binary: CodexBinary, env: dict[str, str]) -> None:
+        self.binary = binary
+        self.env = env
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *build_argv(self.binary, turn),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.env,
+                cwd=str(turn.policy.cwd),
+                start_new_session=True,
+                limit=_LINE_LIMIT,
+            )
+        except OSError as exc:
+            yield Failed(FailureKind.UNAVAILABLE, f"cannot start Codex ({self.binary.path}): {exc.strerror or exc}")
+            return
+        feeder = asyncio.create_task(_feed(proc, render_prompt(turn.messages).encode()))
+        stderr_tail = asyncio.create_task(_tail(proc.stderr))
+        parser = ExecEventParser()
+        answered = False
+        try:
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                for event in parser.feed(line):
+                    answered = isinstance(event, (Completed, Failed))
+                    yield event
+                    if answered:
+                        return
+            await proc.wait()
+            detail = parser.last_error or (await stderr_tail).strip() or f"exit status {proc.returncode}"
+            yield Failed(FailureKind.CRASHED, f"Codex exited without an answer: {detail[-500:]}")
+        finally:
+            feeder.cancel()
+            await _reap(proc, graceful=answered)
+            stderr_tail.cancel()
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        proc.stdin.close()
+
+
+async def _tail(stream: asyncio.StreamReader | None, keep: int = 4000) -> str:
+    if stream is None:
+        return ""
+    tail = b""
+    while chunk := await stream.read(65536):
+        tail = (tail + chunk)[-keep:]
+    return tail.decode(errors="replace")
+
+
+async def _reap(proc: asyncio.subprocess.Process, graceful: bool) -> None:
+    """End the turn's process group: after an answer Codex exits by itself; otherwise SIGTERM, then SIGKILL."""
+    try:
+        if graceful:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), _EXIT_GRACE)
+        kill_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_GRACE)
+    finally:
+        kill_group(proc.pid, signal.SIGKILL)  # whatever is left of the group, also when cancelled again

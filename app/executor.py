@@ -1,0 +1,103 @@
+"""Admission and lifetime of turns: a bounded number at once, a bounded queue, a deadline, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from app.engines.base import Engine
+from app.errors import ApiError
+from app.turn import TERMINAL, Failed, FailureKind, Turn, TurnEvent
+
+log = logging.getLogger("codex_wrapper")
+_END = object()
+
+
+class Executor:
+    def __init__(self, engine: Engine, *, max_parallel: int, max_queue: int, queue_timeout: float, turn_timeout: float):
+        self.engine = engine
+        self.max_parallel = max_parallel
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
+        self.turn_timeout = turn_timeout
+        self._slots = asyncio.Semaphore(max_parallel)
+        self.waiting = 0
+        self.running = 0
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    def _queue_full(self, why: str) -> ApiError:
+        retry_after = str(max(1, int(self.queue_timeout // 4) or 1))
+        return ApiError(429, why, code="queue_full", headers={"Retry-After": retry_after})
+
+    async def _admit(self) -> None:
+        """Wait for a slot (raises 429 when the queue is full or the wait runs out)."""
+        if self._slots.locked() and self.waiting >= self.max_queue:
+            raise self._queue_full(
+                f"Too many requests: {self.max_parallel} running and {self.waiting} queued. Retry later."
+            )
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout)
+        except TimeoutError:
+            raise self._queue_full(f"No Codex slot became free within {self.queue_timeout:g} s. Retry later.") from None
+        finally:
+            self.waiting -= 1
+
+    async def events(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+        """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
+
+        The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
+        cancel it wherever it is; the engine's own cleanup kills its Codex process.
+        """
+        await self._admit()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        async def produce() -> None:
+            try:
+                async for event in self.engine.run(turn):
+                    queue.put_nowait(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an engine bug must still end the turn cleanly
+                log.exception("engine failed")
+                queue.put_nowait(Failed(FailureKind.CRASHED, f"Codex engine error: {exc}"))
+            finally:
+                queue.put_nowait(_END)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.turn_timeout
+        self.running += 1
+        task = asyncio.create_task(produce())
+        ended = False
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    message = f"Codex did not finish within CODEX_TIMEOUT={self.turn_timeout:g} s."
+                    yield Failed(FailureKind.TIMEOUT, message)
+                    return
+                if item is _END:
+                    yield Failed(FailureKind.CRASHED, "Codex ended the turn without an answer.")
+                    return
+                ended = isinstance(item, TERMINAL)
+                yield item  # type: ignore[misc]
+                if ended:
+                    return
+        finally:
+            self.running -= 1
+            self._slots.release()
+            if ended:  # the engine tidies up after its answer without holding the response back
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+            else:  # deadline or disconnect: stop the engine now
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def drain(self) -> None:
+        """Wait for engines still tidying up after their answers (shutdown)."""
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)

@@ -1,0 +1,41 @@
+"""The running gateway's shared state, reached by the API modules through `request.app.state.gateway`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from app.auth import RateLimiter, caller_key, check_api_key
+from app.catalog import Catalog
+from app.codex_cli import CodexBinary
+from app.config import Settings
+from app.errors import ApiError
+from app.executor import Executor
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    binary: CodexBinary | None
+    missing_reason: str
+    catalog: Catalog
+    executor: Executor | None
+    limiter: RateLimiter
+
+    def require_codex(self) -> Executor:
+        if self.executor is None or self.binary is None:
+            raise ApiError(503, f"Codex is not available: {self.missing_reason}", code="codex_unavailable")
+        return self.executor
+
+
+def gateway_of(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+async def authorized(request: Request) -> Gateway:
+    """FastAPI dependency of every /v1 route: API key, then rate limit."""
+    gateway = gateway_of(request)
+    check_api_key(request, gateway.settings.proxy_api_key)
+    gateway.limiter.check(caller_key(request))
+    return gateway

@@ -1,0 +1,52 @@
+"""Shared fixtures: the fake model provider and a gateway running the real Codex against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.provider import FakeProvider
+from tests.harness import RunningGateway, run_gateway, write_codex_home
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[FakeProvider]:
+    fake = FakeProvider().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def codex_home(provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_codex_home(tmp_path_factory.mktemp("codex-home"), provider.base_url)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workdir")
+
+
+@pytest.fixture(scope="session")
+def gateway(codex_home: Path, workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """One gateway for the tests that need no special settings."""
+    log = tmp_path_factory.mktemp("logs") / "gateway.log"
+    with run_gateway(codex_home, workdir, log, CODEX_TIMEOUT="20") as running:
+        yield running
+
+
+@pytest.fixture
+def start_gateway(provider: FakeProvider, workdir: Path, tmp_path: Path) -> Iterator[object]:
+    """Start a gateway with its own CODEX_HOME and settings: `start_gateway(CODEX_TIMEOUT="2")`."""
+    stack = []
+
+    def start(**settings: str) -> RunningGateway:
+        home = write_codex_home(tmp_path / f"home{len(stack)}", provider.base_url)
+        manager = run_gateway(home, workdir, tmp_path / f"gateway{len(stack)}.log", **settings)
+        stack.append(manager)
+        return manager.__enter__()
+
+    yield start
+    for manager in reversed(stack):
+        manager.__exit__(None, None, None)

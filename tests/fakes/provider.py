@@ -1,0 +1,246 @@
+"""A scripted fake model provider speaking the Responses streaming protocol on 127.0.0.1.
+
+Codex is pointed at it through a `[model_providers.fake]` entry. The reply to a request is chosen by a
+`SCRIPT:<name>` marker anywhere in the request's input text; without one the default script answers.
+Every request body is recorded so tests can assert what reached the model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MARKER = "SCRIPT:"
+
+
+@dataclass
+class Script:
+    """What the fake model does for one request."""
+
+    deltas: list[str] = field(default_factory=lambda: ["pong"])
+    reasoning: list[str] = field(default_factory=list)
+    status: int = 200  # a non-200 answers with that HTTP error instead of a stream
+    error_message: str = "fake provider error"
+    hang: bool = False  # accept the request, then never answer
+    delay: float = 0.0  # seconds between stream events
+    drop_after: int | None = None  # close the stream after this many deltas, without completion
+    tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": ...}: a function call item
+    input_tokens: int = 11
+    cached_tokens: int = 3
+    output_tokens: int = 7
+    reasoning_tokens: int = 2
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """All text of a Responses request's input items, concatenated."""
+    parts: list[str] = []
+    for item in body.get("input", []):
+        content = item.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """Text of the last user message item of a Responses request."""
+    for item in reversed(body.get("input", [])):
+        if item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            return "".join(str(p.get("text", "")) for p in content or [] if isinstance(p, dict))
+    return ""
+
+
+class FakeProvider:
+    """Threaded HTTP server; `base_url` ends in /v1 as a Responses provider's does."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, Script] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.connections_closed = 0
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def script(self, name: str, script: Script) -> str:
+        """Register a script; returns the marker that selects it."""
+        self.scripts[name] = script
+        return f"{MARKER}{name}"
+
+    def choose(self, body: dict[str, Any]) -> Script:
+        text = last_user_text(body) or request_text(body)
+        if MARKER in text:
+            name = text.split(MARKER, 1)[1].split()[0].strip(".,;:\"'")
+            if name in self.scripts:
+                return self.scripts[name]
+        return self.scripts.get("default", Script())
+
+    def record(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(body)
+
+    def closed(self) -> None:
+        with self._lock:
+            self.connections_closed += 1
+
+
+def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            return
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._json(200, {"object": "list", "data": []})
+            else:
+                self._json(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw or b"{}")
+            except json.JSONDecodeError:
+                self._json(400, {"error": {"message": "bad json"}})
+                return
+            if not self.path.rstrip("/").endswith("/responses"):
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            provider.record(body)
+            script = provider.choose(body)
+            if script.status != 200:
+                self._json(script.status, {"error": {"message": script.error_message, "type": "fake"}})
+                return
+            try:
+                self._stream(script)
+            except (BrokenPipeError, ConnectionResetError):
+                provider.closed()
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _send(self, event: dict[str, Any], delay: float) -> None:
+            if delay:
+                time.sleep(delay)
+            line = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            self.wfile.flush()
+
+        def _stream(self, script: Script) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            resp_id = f"resp_fake_{id(self)}"
+            self._send({"type": "response.created", "response": {"id": resp_id}}, 0)
+            if script.hang:
+                while not provider._release.wait(0.2):
+                    self._send({"type": "response.in_progress", "response": {"id": resp_id}}, 0)
+                return
+            index = 0
+            if script.reasoning:
+                self._reasoning(script, index)
+                index += 1
+            if script.tool_call:
+                self._tool_call(script, index)
+                index += 1
+            elif not self._message(script, index):
+                self.close_connection = True
+                return
+            usage = {
+                "input_tokens": script.input_tokens,
+                "input_tokens_details": {"cached_tokens": script.cached_tokens},
+                "output_tokens": script.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
+                "total_tokens": script.input_tokens + script.output_tokens,
+            }
+            done = {"type": "response.completed", "response": {"id": resp_id, "usage": usage}}
+            self._send(done, script.delay)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _reasoning(self, script: Script, index: int) -> None:
+            item_id = f"rs_{index}"
+            item = {"type": "reasoning", "id": item_id, "summary": []}
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            for n, text in enumerate(script.reasoning):
+                self._send(
+                    {
+                        "type": "response.reasoning_summary_text.delta",
+                        "item_id": item_id,
+                        "output_index": index,
+                        "summary_index": 0,
+                        "delta": text,
+                    },
+                    script.delay if n else 0,
+                )
+            summary = [{"type": "summary_text", "text": "".join(script.reasoning)}]
+            done = {**item, "summary": summary}
+            self._send({"type": "response.output_item.done", "output_index": index, "item": done}, 0)
+
+        def _tool_call(self, script: Script, index: int) -> None:
+            call = script.tool_call or {}
+            item = {
+                "type": "function_call",
+                "id": f"fc_{index}",
+                "call_id": f"call_{index}",
+                "name": call.get("name", "shell"),
+                "arguments": call.get("arguments", "{}"),
+            }
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
+
+        def _message(self, script: Script, index: int) -> bool:
+            item_id = f"msg_{index}"
+            item = {"type": "message", "id": item_id, "role": "assistant", "content": []}
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            for n, delta in enumerate(script.deltas):
+                if script.drop_after is not None and n >= script.drop_after:
+                    return False
+                event = {
+                    "type": "response.output_text.delta",
+                    "item_id": item_id,
+                    "output_index": index,
+                    "content_index": 0,
+                    "delta": delta,
+                }
+                self._send(event, script.delay)
+            text = "".join(script.deltas)
+            content = [{"type": "output_text", "text": text, "annotations": []}]
+            done = {**item, "content": content, "status": "completed"}
+            self._send({"type": "response.output_item.done", "output_index": index, "item": done}, 0)
+            return True
+
+    return Handler

@@ -1,0 +1,129 @@
+"""Starting the real gateway (a uvicorn subprocess) against a CODEX_HOME that points at the fake provider."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import tomli_w
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_MODEL = "fake-model"
+
+
+def write_codex_home(home: Path, base_url: str, **extra: object) -> Path:
+    """A CODEX_HOME whose config.toml sends Codex to the fake provider with Codex's own retries off."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model": FAKE_MODEL,
+        "model_provider": "fake",
+        "model_providers": {
+            "fake": {
+                "name": "fake",
+                "base_url": base_url,
+                "wire_api": "responses",
+                "request_max_retries": 0,
+                "stream_max_retries": 0,
+            }
+        },
+        **extra,
+    }
+    (home / "config.toml").write_text(tomli_w.dumps(config))
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    """The test runner's environment without any gateway or Codex setting, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_", "PROXY_", "RATE_LIMIT"))}
+    env["CODEX_ENV_FILE"] = str(REPO / "tests" / "no-such.env")
+    env.update(settings)
+    return env
+
+
+def codex_processes(codex_home: Path) -> list[int]:
+    """PIDs of live processes (Codex and its children) started with this CODEX_HOME."""
+    marker = f"CODEX_HOME={codex_home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_no_codex(codex_home: Path, timeout: float = 5.0) -> list[int]:
+    """Poll until no process of this CODEX_HOME is left; return what is left at the deadline."""
+    deadline = time.monotonic() + timeout
+    while (left := codex_processes(codex_home)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    codex_home: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, api_key: str = "unused", **kwargs: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0, **kwargs)
+
+    def http(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_gateway(codex_home: Path, workdir: Path, log_path: Path, **settings: str) -> Iterator[RunningGateway]:
+    port = free_port()
+    env = clean_environment(
+        CODEX_CONFIG_DIR=str(codex_home), CODEX_WORKDIR=str(workdir), HOST="127.0.0.1", PORT=str(port), **settings
+    )
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    gateway = RunningGateway(f"http://127.0.0.1:{port}", codex_home, proc, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited {proc.returncode}:\n{gateway.log()}")
+            try:
+                if httpx.get(f"{gateway.base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gateway did not start:\n{gateway.log()}")
+            time.sleep(0.05)
+        yield gateway
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
