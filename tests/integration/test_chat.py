@@ -54,11 +54,14 @@ def test_stream_chunks_follow_the_openai_format(gateway: RunningGateway, provide
 
 
 def test_stream_without_include_usage_has_no_usage_chunk(gateway: RunningGateway, provider: FakeProvider) -> None:
-    with gateway.http() as http, http.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
-    ) as response:
+    with (
+        gateway.http() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        ) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in response.iter_lines() if line]
@@ -80,7 +83,9 @@ def test_history_and_system_prompt_reach_the_model(gateway: RunningGateway, prov
         ],
     )
     prompt = last_user_text(requests_with(provider, marker)[-1])
-    order = [prompt.index(s) for s in ("Always answer in French.", "My name is Ada.", "Noted, Ada.", "What is my name?")]
+    order = [
+        prompt.index(s) for s in ("Always answer in French.", "My name is Ada.", "Noted, Ada.", "What is my name?")
+    ]
     assert order == sorted(order)
 
 
@@ -96,9 +101,7 @@ def test_a_300_kb_prompt_goes_through_stdin(gateway: RunningGateway, provider: F
 
 def test_effort_alias_reaches_the_model(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("effort", Script(deltas=["thought"]))
-    gateway.client().chat.completions.create(
-        model=f"{FAKE_MODEL} high", messages=[{"role": "user", "content": marker}]
-    )
+    gateway.client().chat.completions.create(model=f"{FAKE_MODEL} high", messages=[{"role": "user", "content": marker}])
     body = requests_with(provider, marker)[-1]
     assert body["model"] == FAKE_MODEL
     assert body["reasoning"]["effort"] == "high"
@@ -125,11 +128,14 @@ def test_upstream_429_is_a_429(gateway: RunningGateway, provider: FakeProvider) 
 
 def test_failure_midway_through_a_stream_is_an_error_chunk(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("drop", Script(deltas=["partial", "never"], drop_after=1, reasoning=["hmm"]))
-    with gateway.http() as http, http.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}], "stream": True},
-    ) as response:
+    with (
+        gateway.http() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}], "stream": True},
+        ) as response,
+    ):
         assert response.status_code == 200
         lines = [line for line in response.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"

@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+CODEX_STAMP := node_modules/.installed
+
+.PHONY: run test lint format setup clean
+
+run: $(RUNTIME_STAMP) $(CODEX_STAMP)
+	$(PY) -m app
+
+test: $(DEV_STAMP) $(CODEX_STAMP)
+	$(PY) -m pytest
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/ruff format --check app tests
+
+format: $(DEV_STAMP)
+	$(VENV)/bin/ruff format app tests
+	$(VENV)/bin/ruff check --fix app tests
+
+setup: $(DEV_STAMP) $(CODEX_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(RUNTIME_STAMP) $@
+
+$(CODEX_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

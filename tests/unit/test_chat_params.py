@@ -1,0 +1,52 @@
+"""Chat request checks: ignored sampling fields, refused features, message conversion."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.api.chat import check_params, to_messages
+from app.auth import RateLimiter
+from app.errors import ApiError
+from app.turn import Message
+
+
+def test_sampling_fields_are_reported_not_refused() -> None:
+    assert check_params({"temperature": 1, "max_tokens": 5, "seed": None, "n": 1, "logprobs": False}) == [
+        "temperature",
+        "max_tokens",
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"n": 3}, {"top_logprobs": 2}, {"tool_choice": "required"}, {"modalities": ["audio"]}, {"bogus": 1}],
+)
+def test_unsupported_features_are_refused_by_name(extra: dict) -> None:
+    with pytest.raises(ApiError) as caught:
+        check_params(extra)
+    assert caught.value.status == 400 and caught.value.param == next(iter(extra))
+
+
+def test_messages_accept_null_and_text_parts() -> None:
+    raw = [
+        {"role": "developer", "content": "d"},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "name": "ann"},
+    ]
+    assert to_messages(raw) == (Message("developer", "d"), Message("assistant", ""), Message("user", "a\nb"))
+
+
+def test_messages_without_any_text_are_refused() -> None:
+    with pytest.raises(ApiError):
+        to_messages([{"role": "user", "content": "  "}])
+
+
+def test_rate_limiter_window() -> None:
+    limiter = RateLimiter(2)
+    limiter.check("k", now=0)
+    limiter.check("k", now=1)
+    with pytest.raises(ApiError) as caught:
+        limiter.check("k", now=2)
+    assert caught.value.headers["Retry-After"] == "59"
+    limiter.check("other", now=2)
+    limiter.check("k", now=61)
