@@ -30,16 +30,16 @@ class Catalog:
     models: tuple[ModelInfo, ...]
     created: int
 
-    def resolve(self, name: str, param: str = "model") -> tuple[str, str | None]:
+    def resolve(self, name: str, param: str = "model") -> tuple[ModelInfo, str | None]:
         """`"gpt-5.5"` → (model, None); `"gpt-5.5 high"` → (model, "high"); else 404."""
         wanted = " ".join(name.split())
         by_id = {model.id: model for model in self.models}
         if wanted in by_id:
-            return wanted, None
+            return by_id[wanted], None
         base, _, effort = wanted.rpartition(" ")
         model = by_id.get(base)
         if model is not None and effort.lower() in model.efforts:
-            return model.id, effort.lower()
+            return model, effort.lower()
         raise ApiError(
             404,
             f"The model '{name}' does not exist. GET /v1/models lists the available ones.",

@@ -95,12 +95,26 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors()[0])) from None
+    settings = _absolute_paths(settings)
     if settings.codex_model:
         log.warning("CODEX_MODEL is deprecated and ignored: pick the model per request (GET /v1/models)")
     _prepare_dir("CODEX_WORKDIR", settings.codex_workdir)
     if settings.codex_config_dir is not None:
         _prepare_dir("CODEX_CONFIG_DIR", settings.codex_config_dir)
     return settings
+
+
+def _absolute_paths(settings: Settings) -> Settings:
+    """Codex runs inside CODEX_WORKDIR: every path it is given must not depend on the gateway's cwd."""
+    updates: dict[str, Any] = {
+        "codex_workdir": settings.codex_workdir.expanduser().resolve(),
+        "codex_wrapper_profile_dir": settings.codex_wrapper_profile_dir.expanduser().resolve(),
+    }
+    if settings.codex_config_dir is not None:
+        updates["codex_config_dir"] = settings.codex_config_dir.expanduser().resolve()
+    if settings.codex_path and os.sep in settings.codex_path:
+        updates["codex_path"] = str(Path(settings.codex_path).expanduser().resolve())
+    return settings.model_copy(update=updates)
 
 
 def _prepare_dir(name: str, path: Path) -> None:

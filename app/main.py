@@ -75,11 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _app_or_exit() -> FastAPI:
     try:
-        return create_app()
+        settings = load_settings()
     except ConfigError as exc:
         print(f"codex-wrapper: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)
 
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 app = _app_or_exit()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from app.config import REASONING_EFFORTS, Settings
+from app.catalog import ModelInfo
+from app.config import Settings
 from app.errors import invalid
 from app.turn import RunPolicy
 
 
-def validate_effort(value: str, param: str) -> str:
+def validate_effort(value: str, model: ModelInfo, param: str) -> str:
+    """A reasoning effort the model supports (as Codex's catalog says), else 400 naming the allowed ones."""
     effort = value.strip().lower()
-    if effort not in REASONING_EFFORTS:
+    if effort not in model.efforts:
         raise invalid(
-            f"Invalid value for '{param}': {value!r}. Allowed: {', '.join(REASONING_EFFORTS)}.",
+            f"Invalid value for '{param}': {value!r}. Allowed for {model.id}: {', '.join(model.efforts)}.",
             param=param,
             code="invalid_value",
         )

@@ -203,9 +203,10 @@ async def collect(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> tuple[s
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
     ignored = check_params(body.model_extra or {})
     messages = to_messages(body.messages)
-    model, alias_effort = gateway.catalog.resolve(body.model)
-    effort = validate_effort(body.reasoning_effort, "reasoning_effort") if body.reasoning_effort else alias_effort
-    turn = Turn(model=model, messages=messages, policy=resolve_policy(gateway.settings, reasoning_effort=effort))
+    model, effort = gateway.catalog.resolve(body.model)
+    if body.reasoning_effort is not None:
+        effort = validate_effort(body.reasoning_effort, model, "reasoning_effort")
+    turn = Turn(model=model.id, messages=messages, policy=resolve_policy(gateway.settings, reasoning_effort=effort))
     executor = gateway.require_codex()
     events = executor.events(turn)
     headers = {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}

@@ -14,9 +14,10 @@ CATALOG = Catalog((ModelInfo("gpt-5.5", ("low", "medium", "high", "xhigh")), Mod
 
 
 def test_resolve_plain_and_alias() -> None:
-    assert CATALOG.resolve("gpt-5.5") == ("gpt-5.5", None)
-    assert CATALOG.resolve("gpt-5.5 xhigh") == ("gpt-5.5", "xhigh")
-    assert CATALOG.resolve("  gpt-5.5   HIGH ") == ("gpt-5.5", "high")
+    gpt = CATALOG.models[0]
+    assert CATALOG.resolve("gpt-5.5") == (gpt, None)
+    assert CATALOG.resolve("gpt-5.5 xhigh") == (gpt, "xhigh")
+    assert CATALOG.resolve("  gpt-5.5   HIGH ") == (gpt, "high")
 
 
 @pytest.mark.parametrize("name", ["gpt-5.5 ultra", "nope", "gpt-5.5 high extra", ""])

@@ -46,6 +46,15 @@ def test_workdir_is_created(clean_env: Path) -> None:
     assert load_settings().codex_workdir.is_dir()
 
 
+def test_relative_paths_become_absolute(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    monkeypatch.chdir(clean_env)
+    monkeypatch.setenv("CODEX_CONFIG_DIR", "home")
+    monkeypatch.setenv("CODEX_PATH", "./bin/codex")
+    settings = load_settings()
+    assert settings.codex_config_dir == clean_env / "home"
+    assert settings.codex_path == str(clean_env / "bin" / "codex")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
