@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
 
-.PHONY: run test lint format setup clean
+.PHONY: run test lint format setup clean bench
 
 run: $(RUNTIME_STAMP) $(CODEX_STAMP)
 	$(PY) -m app
@@ -14,13 +14,16 @@ run: $(RUNTIME_STAMP) $(CODEX_STAMP)
 test: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m pytest
 
+bench: $(DEV_STAMP) $(CODEX_STAMP)
+	$(PY) -m bench.latency
+
 lint: $(DEV_STAMP)
-	$(VENV)/bin/ruff check app tests
-	$(VENV)/bin/ruff format --check app tests
+	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff format --check app tests bench
 
 format: $(DEV_STAMP)
-	$(VENV)/bin/ruff format app tests
-	$(VENV)/bin/ruff check --fix app tests
+	$(VENV)/bin/ruff format app tests bench
+	$(VENV)/bin/ruff check --fix app tests bench
 
 setup: $(DEV_STAMP) $(CODEX_STAMP)
 
