@@ -28,7 +28,7 @@ class Executor:
         self._finishing: set[asyncio.Task[None]] = set()
 
     def _queue_full(self, why: str) -> ApiError:
-        retry_after = str(max(1, int(self.queue_timeout // 4) or 1))
+        retry_after = str(max(1, int(self.queue_timeout // 4)))
         return ApiError(429, why, code="queue_full", headers={"Retry-After": retry_after})
 
     async def _admit(self) -> None:

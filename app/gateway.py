@@ -24,7 +24,7 @@ class Gateway:
     limiter: RateLimiter
 
     def require_codex(self) -> Executor:
-        if self.executor is None or self.binary is None:
+        if self.executor is None:
             raise ApiError(503, f"Codex is not available: {self.missing_reason}", code="codex_unavailable")
         return self.executor
 

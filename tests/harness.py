@@ -93,6 +93,12 @@ class RunningGateway:
     def http(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
 
+    def stream_chat_lines(self, content: str, **extra: object) -> tuple[int, list[str]]:
+        """POST a streaming chat request with plain httpx; the status and the non-empty SSE lines."""
+        body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": content}], "stream": True, **extra}
+        with self.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as response:
+            return response.status_code, [line for line in response.iter_lines() if line]
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

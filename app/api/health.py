@@ -24,4 +24,5 @@ async def ready(request: Request) -> JSONResponse:
     if binary is None or not binary.path.exists():
         reason = gateway.missing_reason or f"{binary.path if binary else 'codex'} is gone"
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
-    return JSONResponse({"status": "ready", "codex_version": binary.version, "engine": "exec"})
+    engine = gateway.executor.engine.name if gateway.executor else None
+    return JSONResponse({"status": "ready", "codex_version": binary.version, "engine": engine})

@@ -143,16 +143,8 @@ def test_upstream_429_is_a_429(gateway: RunningGateway, provider: FakeProvider) 
 
 def test_failure_midway_through_a_stream_is_an_error_chunk(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("drop", Script(deltas=["partial", "never"], drop_after=1, reasoning=["hmm"]))
-    with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}], "stream": True},
-        ) as response,
-    ):
-        assert response.status_code == 200
-        lines = [line for line in response.iter_lines() if line]
+    status, lines = gateway.stream_chat_lines(marker)
+    assert status == 200
     assert lines[-1] == "data: [DONE]"
     error = json.loads(lines[-2].removeprefix("data: "))
     assert error["error"]["code"] in ("upstream_error", "codex_failed")
