@@ -1,14 +1,19 @@
-"""Bearer-token check (constant time) and a per-caller requests-per-minute limit."""
+"""Bearer tokens (constant time, several keys allowed) and the per-caller requests-per-minute limit."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
-from collections import deque
 
 from fastapi import Request
+from limits import RateLimitItemPerMinute
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import ConfigurationError
+from limits.storage import storage_from_string
 
+from app.config import ConfigError
 from app.errors import ApiError
 
 
@@ -18,47 +23,50 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def check_api_key(request: Request, expected: str | None) -> None:
-    if expected is None:
+def check_api_key(request: Request, keys: tuple[str, ...]) -> None:
+    """401 unless the bearer token equals one of `keys`; every key is compared, in constant time."""
+    if not keys:
         return
     token = bearer_token(request)
     if token is None:
         raise ApiError(401, "Missing API key: send 'Authorization: Bearer <PROXY_API_KEY>'.", code="invalid_api_key")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
+    given = token.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, key.encode())
+    if not matched:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
 def caller_key(request: Request) -> str:
-    """Who a request counts against: a hash of its token, else the client address."""
+    """Who a request counts against: a hash of its (already accepted) key, else the client address."""
     token = bearer_token(request)
     if token:
-        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:24]
     return "ip:" + (request.client.host if request.client else "unknown")
 
 
 class RateLimiter:
-    """Sliding one-minute window per caller; 0 disables it."""
+    """A moving one-minute window per caller in `limits` storage (memory://, or redis:// shared by instances)."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = {}
+    def __init__(self, per_minute: int, storage_uri: str = "memory://") -> None:
+        self.item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        try:
+            self.limiter = MovingWindowRateLimiter(storage_from_string(uri)) if self.item else None
+        except ConfigurationError as exc:
+            raise ConfigError(f"invalid setting RATE_LIMIT_STORAGE_URI={storage_uri!r}: {exc}") from None
 
-    def check(self, key: str, now: float | None = None) -> None:
-        if self.per_minute <= 0:
+    async def check(self, key: str) -> None:
+        if self.item is None or self.limiter is None:
             return
-        now = time.monotonic() if now is None else now
-        hits = self._hits.setdefault(key, deque())
-        while hits and now - hits[0] >= 60:
-            hits.popleft()
-        if len(hits) >= self.per_minute:
-            retry_after = max(1, int(60 - (now - hits[0])) + 1)
-            raise ApiError(
-                429,
-                f"Rate limit reached: {self.per_minute} requests per minute.",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": str(retry_after)},
-            )
-        hits.append(now)
-        if len(self._hits) > 10_000:  # forget idle callers
-            for stale in [k for k, v in self._hits.items() if not v or now - v[-1] >= 60]:
-                del self._hits[stale]
+        if await self.limiter.hit(self.item, "codex-wrapper", key):
+            return
+        stats = await self.limiter.get_window_stats(self.item, "codex-wrapper", key)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise ApiError(
+            429,
+            f"Rate limit reached: {self.item.amount} requests per minute.",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(retry_after)},
+        )

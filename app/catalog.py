@@ -55,9 +55,8 @@ class Catalog:
         return names
 
 
-def configured_models(codex_home: Path | None) -> list[str]:
+def configured_models(home: Path) -> list[str]:
     """`model` of config.toml and of each of its profiles, the active profile's first."""
-    home = codex_home or Path.home() / ".codex"
     try:
         config = tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -112,9 +111,7 @@ async def _run_debug_models(binary: CodexBinary, env: dict[str, str], timeout: f
     return out
 
 
-async def discover(
-    binary: CodexBinary | None, env: dict[str, str], codex_home: Path | None, timeout: float = 20.0
-) -> Catalog:
+async def discover(binary: CodexBinary | None, env: dict[str, str], codex_home: Path, timeout: float = 20.0) -> Catalog:
     """Codex's model catalog plus the configured models; never empty."""
     discovered: list[ModelInfo] = []
     if binary is not None:

@@ -31,13 +31,18 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    proxy_api_key: str | None = None
+    proxy_api_key: str | None = None  # one key, or several separated by commas
     rate_limit_per_minute: int = Field(0, ge=0)
+    rate_limit_storage_uri: str = "memory://"
 
     codex_path: str | None = None
     codex_workdir: Path = REPO_ROOT / "workspace"
     codex_config_dir: Path | None = None
     codex_wrapper_profile_dir: Path = REPO_ROOT / "workspace" / "codex_profile"
+    codex_isolated_home: bool = False
+    codex_isolated_home_dir: Path | None = None
+    codex_allowed_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+    codex_env_denylist: Annotated[tuple[str, ...], NoDecode] = ()
     codex_sandbox_mode: SandboxMode = "read-only"
     codex_reasoning_effort: ReasoningEffort = "medium"
     codex_hide_reasoning: bool = False
@@ -55,6 +60,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("codex_allowed_roots", "codex_env_denylist", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
     @field_validator("codex_sandbox_mode", "codex_reasoning_effort", "log_level", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
@@ -67,12 +77,16 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def codex_home(self) -> Path | None:
-        """The CODEX_HOME given to Codex: CODEX_CONFIG_DIR, else the OS environment's, else Codex's own."""
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in (self.proxy_api_key or "").split(",") if key.strip())
+
+    @property
+    def user_codex_home(self) -> Path:
+        """The user's CODEX_HOME: CODEX_CONFIG_DIR, else the OS environment's CODEX_HOME, else ~/.codex."""
         if self.codex_config_dir is not None:
             return self.codex_config_dir
         env_home = os.environ.get("CODEX_HOME")
-        return Path(env_home) if env_home else None
+        return Path(env_home).expanduser().resolve() if env_home else Path.home() / ".codex"
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -110,8 +124,10 @@ def _absolute_paths(settings: Settings) -> Settings:
         "codex_workdir": settings.codex_workdir.expanduser().resolve(),
         "codex_wrapper_profile_dir": settings.codex_wrapper_profile_dir.expanduser().resolve(),
     }
-    if settings.codex_config_dir is not None:
-        updates["codex_config_dir"] = settings.codex_config_dir.expanduser().resolve()
+    for name in ("codex_config_dir", "codex_isolated_home_dir"):
+        if getattr(settings, name) is not None:
+            updates[name] = getattr(settings, name).expanduser().resolve()
+    updates["codex_allowed_roots"] = tuple(root.expanduser().resolve() for root in settings.codex_allowed_roots)
     if settings.codex_path and os.sep in settings.codex_path:
         updates["codex_path"] = str(Path(settings.codex_path).expanduser().resolve())
     return settings.model_copy(update=updates)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import Request
 
@@ -12,11 +13,14 @@ from app.codex_cli import CodexBinary
 from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
+from app.provider import ProviderResolver
 
 
 @dataclass
 class Gateway:
     settings: Settings
+    codex_home: Path
+    providers: ProviderResolver
     binary: CodexBinary | None
     missing_reason: str
     catalog: Catalog
@@ -36,6 +40,6 @@ def gateway_of(request: Request) -> Gateway:
 async def authorized(request: Request) -> Gateway:
     """FastAPI dependency of every /v1 route: API key, then rate limit."""
     gateway = gateway_of(request)
-    check_api_key(request, gateway.settings.proxy_api_key)
-    gateway.limiter.check(caller_key(request))
+    check_api_key(request, gateway.settings.api_keys)
+    await gateway.limiter.check(caller_key(request))
     return gateway

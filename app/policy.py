@@ -1,30 +1,148 @@
-"""What Codex may do for a turn: resolved from settings and validated request values only."""
+"""What Codex may do for a turn: resolved from settings and validated request values only.
+
+Nothing from the request reaches Codex as text: every value is checked against an enum or a type here,
+and the RunPolicy carries only those checked values (paths after resolution).
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from app.catalog import ModelInfo
-from app.config import Settings
-from app.errors import invalid
+from app.config import SANDBOX_MODES, Settings
+from app.errors import ApiError, invalid
+from app.provider import ProviderResolver
 from app.turn import RunPolicy
+
+X_CODEX_FIELDS = ("sandbox", "network_access", "reasoning_effort", "hide_reasoning", "cwd")
+_MAX_PATH = 4096
+
+
+@dataclass(frozen=True)
+class XCodex:
+    """The request's `x_codex` object, type-checked."""
+
+    sandbox: str | None = None
+    network_access: bool | None = None
+    reasoning_effort: str | None = None
+    hide_reasoning: bool | None = None
+    cwd: str | None = None
+
+
+def _allowed(param: str, value: Any, allowed: tuple[str, ...]) -> ApiError:
+    return invalid(
+        f"Invalid value for '{param}': {value!r}. Allowed: {', '.join(allowed)}.", param=param, code="invalid_value"
+    )
+
+
+def parse_x_codex(raw: Any) -> XCodex:
+    if raw is None:
+        return XCodex()
+    if not isinstance(raw, dict):
+        raise invalid("'x_codex' must be an object.", param="x_codex", code="invalid_type")
+    for key in raw:
+        if key not in X_CODEX_FIELDS:
+            raise _allowed(f"x_codex.{key}", key, X_CODEX_FIELDS) from None
+    fields: dict[str, Any] = {}
+    for key in ("network_access", "hide_reasoning"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise invalid(f"'x_codex.{key}' must be true or false.", param=f"x_codex.{key}", code="invalid_type")
+        fields[key] = value
+    for key in ("sandbox", "reasoning_effort", "cwd"):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise invalid(f"'x_codex.{key}' must be a string.", param=f"x_codex.{key}", code="invalid_type")
+        fields[key] = value
+    if fields["sandbox"] is not None and fields["sandbox"] not in SANDBOX_MODES:
+        raise _allowed("x_codex.sandbox", fields["sandbox"], SANDBOX_MODES)
+    return XCodex(**fields)
 
 
 def validate_effort(value: str, model: ModelInfo, param: str) -> str:
     """A reasoning effort the model supports (as Codex's catalog says), else 400 naming the allowed ones."""
-    effort = value.strip().lower()
-    if effort not in model.efforts:
+    if value not in model.efforts:
         raise invalid(
             f"Invalid value for '{param}': {value!r}. Allowed for {model.id}: {', '.join(model.efforts)}.",
             param=param,
             code="invalid_value",
         )
-    return effort
+    return value
 
 
-def resolve_policy(settings: Settings, *, reasoning_effort: str | None = None) -> RunPolicy:
-    """The RunPolicy for one request; `reasoning_effort` must already be validated."""
+def allowed_roots(settings: Settings) -> list[Path]:
+    return [settings.codex_workdir, *settings.codex_allowed_roots]
+
+
+def resolve_cwd(requested: str | None, settings: Settings) -> Path:
+    """The working directory: CODEX_WORKDIR, or a directory inside it or an allowed root (symlinks followed)."""
+    if requested is None:
+        return settings.codex_workdir
+    if not requested or "\0" in requested or len(requested) > _MAX_PATH:
+        raise invalid("'x_codex.cwd' must be a directory path.", param="x_codex.cwd", code="invalid_value")
+    candidate = Path(requested)
+    if not candidate.is_absolute():
+        candidate = settings.codex_workdir / candidate
+    resolved = Path(os.path.realpath(candidate))
+    roots = [Path(os.path.realpath(root)) for root in allowed_roots(settings)]
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        raise invalid(
+            "'x_codex.cwd' must be inside CODEX_WORKDIR or CODEX_ALLOWED_ROOTS.",
+            param="x_codex.cwd",
+            code="cwd_not_allowed",
+        )
+    if not resolved.is_dir():
+        raise invalid("'x_codex.cwd' is not an existing directory.", param="x_codex.cwd", code="cwd_not_found")
+    return resolved
+
+
+def check_local_only(settings: Settings, providers: ProviderResolver) -> None:
+    if not settings.codex_local_only:
+        return
+    provider = providers.current()
+    if not provider.is_local:
+        where = provider.base_url or "no base_url defined"
+        raise invalid(
+            f"CODEX_LOCAL_ONLY=1 allows only a loopback model provider; Codex would use '{provider.name}' at {where}.",
+            code="provider_not_local",
+        )
+
+
+def resolve_policy(
+    settings: Settings,
+    providers: ProviderResolver,
+    model: ModelInfo,
+    x_codex: XCodex,
+    *,
+    requested_effort: str | None = None,
+    effort_param: str = "reasoning_effort",
+) -> RunPolicy:
+    """The one place that decides what Codex may do for a request."""
+    sandbox = x_codex.sandbox or settings.codex_sandbox_mode
+    if sandbox == "danger-full-access" and not settings.codex_allow_danger_full_access:
+        raise ApiError(
+            400,
+            "'danger-full-access' needs CODEX_ALLOW_DANGER_FULL_ACCESS=1 on the server.",
+            param="x_codex.sandbox",
+            code="sandbox_not_allowed",
+        )
+    if x_codex.network_access is not None and sandbox != "workspace-write":
+        raise invalid(
+            f"'x_codex.network_access' applies only to the workspace-write sandbox (this request runs {sandbox}).",
+            param="x_codex.network_access",
+            code="invalid_value",
+        )
+    effort = settings.codex_reasoning_effort
+    if x_codex.reasoning_effort is not None:
+        effort = validate_effort(x_codex.reasoning_effort, model, "x_codex.reasoning_effort")
+    elif requested_effort is not None:
+        effort = validate_effort(requested_effort, model, effort_param)
+    cwd = resolve_cwd(x_codex.cwd, settings)
+    check_local_only(settings, providers)
+    hide = settings.codex_hide_reasoning if x_codex.hide_reasoning is None else x_codex.hide_reasoning
     return RunPolicy(
-        sandbox=settings.codex_sandbox_mode,
-        reasoning_effort=reasoning_effort or settings.codex_reasoning_effort,
-        hide_reasoning=settings.codex_hide_reasoning,
-        cwd=settings.codex_workdir.resolve(),
+        sandbox=sandbox, network_access=x_codex.network_access, reasoning_effort=effort, hide_reasoning=hide, cwd=cwd
     )

@@ -24,6 +24,7 @@ class RunPolicy:
     reasoning_effort: str
     hide_reasoning: bool
     cwd: Path
+    network_access: bool | None = None  # None: as config.toml says (only for workspace-write)
 
 
 @dataclass(frozen=True)

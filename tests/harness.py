@@ -106,9 +106,16 @@ class RunningGateway:
 @contextmanager
 def run_gateway(codex_home: Path, workdir: Path, log_path: Path, **settings: str) -> Iterator[RunningGateway]:
     port = free_port()
-    env = clean_environment(
-        CODEX_CONFIG_DIR=str(codex_home), CODEX_WORKDIR=str(workdir), HOST="127.0.0.1", PORT=str(port), **settings
-    )
+    no_profile = log_path.parent / f"{log_path.stem}-profile"  # a developer's own overrides stay out of tests
+    no_profile.mkdir(exist_ok=True)
+    defaults = {
+        "CODEX_CONFIG_DIR": str(codex_home),
+        "CODEX_WORKDIR": str(workdir),
+        "CODEX_WRAPPER_PROFILE_DIR": str(no_profile),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    env = clean_environment(**{**defaults, **settings})
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     gateway = RunningGateway(f"http://127.0.0.1:{port}", codex_home, proc, log_path)

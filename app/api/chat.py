@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from app.api.streaming import SSE_HEADERS, first_event, sse, until_disconnect
 from app.errors import ApiError, failure_error, invalid
 from app.gateway import Gateway, authorized
-from app.policy import resolve_policy, validate_effort
+from app.policy import parse_x_codex, resolve_policy
 from app.turn import Completed, Failed, Message, TextDelta, Turn, TurnEvent, Usage, UsageReport
 
 router = APIRouter()
@@ -40,6 +40,7 @@ class ChatRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     reasoning_effort: str | None = None
+    x_codex: Any = None
 
 
 def _refuse(param: str, what: str) -> ApiError:
@@ -203,10 +204,11 @@ async def collect(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> tuple[s
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
     ignored = check_params(body.model_extra or {})
     messages = to_messages(body.messages)
-    model, effort = gateway.catalog.resolve(body.model)
-    if body.reasoning_effort is not None:
-        effort = validate_effort(body.reasoning_effort, model, "reasoning_effort")
-    turn = Turn(model=model.id, messages=messages, policy=resolve_policy(gateway.settings, reasoning_effort=effort))
+    x_codex = parse_x_codex(body.x_codex)
+    model, alias_effort = gateway.catalog.resolve(body.model)
+    requested_effort = body.reasoning_effort if body.reasoning_effort is not None else alias_effort
+    policy = resolve_policy(gateway.settings, gateway.providers, model, x_codex, requested_effort=requested_effort)
+    turn = Turn(model=model.id, messages=messages, policy=policy)
     executor = gateway.require_codex()
     events = executor.events(turn)
     headers = {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}

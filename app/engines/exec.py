@@ -74,6 +74,8 @@ def build_argv(binary: CodexBinary, turn: Turn) -> list[str]:
         "-c",
         toml_override("model_reasoning_effort", policy.reasoning_effort),
     ]
+    if policy.network_access is not None:  # a dotted key: the rest of sandbox_workspace_write stays as configured
+        argv += ["-c", toml_override("sandbox_workspace_write.network_access", policy.network_access)]
     if policy.hide_reasoning:
         argv += ["-c", toml_override("hide_agent_reasoning", True)]
         argv += ["-c", toml_override("model_reasoning_summary", "none")]

@@ -28,7 +28,9 @@ class Script:
     hang: bool = False  # accept the request, then never answer
     delay: float = 0.0  # seconds between stream events
     drop_after: int | None = None  # close the stream after this many deltas, without completion
-    tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": ...}: a function call item
+    # {"name": ..., "arguments": ...}: first answer with this function call; once Codex sends its output back,
+    # answer with `deltas`
+    tool_call: dict[str, Any] | None = None
     input_tokens: int = 11
     cached_tokens: int = 3
     output_tokens: int = 7
@@ -45,6 +47,18 @@ def request_text(body: dict[str, Any]) -> str:
         elif isinstance(content, list):
             parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return "\n".join(parts)
+
+
+def tool_outputs(body: dict[str, Any]) -> list[str]:
+    """The outputs of function calls that Codex sends back to the model."""
+    outputs = []
+    for item in body.get("input", []):
+        if item.get("type") == "function_call_output":
+            output = item.get("output")
+            if isinstance(output, list):
+                output = "".join(str(part.get("text", "")) for part in output if isinstance(part, dict))
+            outputs.append(str(output))
+    return outputs
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -110,6 +124,7 @@ class FakeProvider:
 def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        _body: dict[str, Any]
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             return
@@ -132,6 +147,7 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             provider.record(body)
+            self._body = body
             script = provider.choose(body)
             if script.status != 200:
                 self._json(script.status, {"error": {"message": script.error_message, "type": "fake"}})
@@ -173,7 +189,7 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if script.reasoning:
                 self._reasoning(script, index)
                 index += 1
-            if script.tool_call:
+            if script.tool_call and not tool_outputs(self._body):
                 self._tool_call(script, index)
                 index += 1
             elif not self._message(script, index):

@@ -1,0 +1,96 @@
+"""CODEX_HOME preparation at startup: profile overrides copied in, or an isolated home built for the gateway."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from app.config import ConfigError, Settings
+
+log = logging.getLogger("codex_wrapper")
+# (file in CODEX_WRAPPER_PROFILE_DIR, legacy name, file in CODEX_HOME)
+OVERRIDES = (("codex_agents.md", "agent.md", "AGENTS.md"), ("codex_config.toml", "config.toml", "config.toml"))
+
+
+def profile_overrides(profile_dir: Path) -> dict[str, Path]:
+    """CODEX_HOME file name → the override that replaces it; legacy names are honoured with a warning."""
+    found: dict[str, Path] = {}
+    for name, legacy, target in OVERRIDES:
+        if (profile_dir / name).is_file():
+            found[target] = profile_dir / name
+        elif (profile_dir / legacy).is_file():
+            log.warning("profile override %s uses the legacy name; rename it to %s", profile_dir / legacy, name)
+            found[target] = profile_dir / legacy
+    return found
+
+
+def atomic_write(target: Path, data: bytes) -> None:
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def install(source: Path, target: Path) -> None:
+    """Copy `source` over `target` atomically, keeping a timestamped backup of a different existing file."""
+    data = source.read_bytes()
+    if target.is_file():
+        if target.read_bytes() == data:
+            return
+        backup = target.with_name(f"{target.name}.bak-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}")
+        shutil.copy2(target, backup)
+        log.info("kept %s as %s", target, backup)
+    atomic_write(target, data)
+    log.info("installed %s as %s", source, target)
+
+
+def isolated_home_dir(settings: Settings) -> Path:
+    if settings.codex_isolated_home_dir is not None:
+        return settings.codex_isolated_home_dir
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    tag = hashlib.sha256(str(settings.user_codex_home).encode()).hexdigest()[:12]
+    return data / "codex-wrapper" / f"codex-home-{tag}"
+
+
+def _build_isolated(home: Path, user_home: Path, overrides: dict[str, Path]) -> None:
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    auth, link = user_home / "auth.json", home / "auth.json"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    if auth.exists():
+        link.symlink_to(auth)
+    else:
+        log.warning("no %s: run `codex login` (Codex in the isolated home has no credentials)", auth)
+    for _, _, target in OVERRIDES:
+        if target in overrides:
+            atomic_write(home / target, overrides[target].read_bytes())
+        else:
+            (home / target).unlink(missing_ok=True)
+
+
+def prepare_codex_home(settings: Settings) -> Path:
+    """The CODEX_HOME Codex runs with, ready; a failure stops startup naming the path and the reason."""
+    overrides = profile_overrides(settings.codex_wrapper_profile_dir)
+    home = isolated_home_dir(settings) if settings.codex_isolated_home else settings.user_codex_home
+    try:
+        if settings.codex_isolated_home:
+            _build_isolated(home, settings.user_codex_home, overrides)
+        else:
+            home.mkdir(parents=True, exist_ok=True)
+            for target, source in overrides.items():
+                install(source, home / target)
+    except OSError as exc:
+        path = exc.filename or home
+        raise ConfigError(f"cannot prepare CODEX_HOME: {path}: {exc.strerror or exc}") from None
+    return home

@@ -1,0 +1,94 @@
+"""Which model provider Codex will use, read from the same config.toml Codex reads, and whether it is local."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger("codex_wrapper")
+
+# Codex's built-in providers and where they send requests (a config.toml entry of the same name wins).
+BUILTIN_PROVIDERS = {
+    "openai": "https://api.openai.com/v1",
+    "ollama": "http://localhost:11434/v1",
+    "lmstudio": "http://localhost:1234/v1",
+}
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    base_url: str | None  # None: named but defined nowhere
+
+    @property
+    def is_local(self) -> bool:
+        return self.base_url is not None and is_loopback_url(self.base_url)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """127.0.0.0/8, ::1, `localhost`, or a unix socket; anything else (or unparsable) is remote."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme in ("unix", "http+unix", "https+unix"):
+        return True
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    return is_loopback_host(host)
+
+
+def _read_config(codex_home: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads((codex_home / "config.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+class ProviderResolver:
+    """The provider of CODEX_HOME/config.toml (active profile first), re-read when the file changes."""
+
+    def __init__(self, codex_home: Path) -> None:
+        self.codex_home = codex_home
+        self._stamp: tuple[int, int] | None = None
+        self._provider = Provider("openai", BUILTIN_PROVIDERS["openai"])
+
+    def current(self) -> Provider:
+        path = self.codex_home / "config.toml"
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._stamp:
+            self._provider = resolve_provider(_read_config(self.codex_home))
+            self._stamp = stamp
+        return self._provider
+
+
+def resolve_provider(config: dict[str, Any]) -> Provider:
+    profiles = config.get("profiles") if isinstance(config.get("profiles"), dict) else {}
+    profile = profiles.get(str(config.get("profile", ""))) if config.get("profile") else None
+    name = (profile or {}).get("model_provider") or config.get("model_provider") or "openai"
+    name = str(name)
+    entries = config.get("model_providers") if isinstance(config.get("model_providers"), dict) else {}
+    entry = entries.get(name)
+    if isinstance(entry, dict):
+        url = entry.get("base_url")
+        return Provider(name, str(url) if url else BUILTIN_PROVIDERS.get(name))
+    return Provider(name, BUILTIN_PROVIDERS.get(name))
