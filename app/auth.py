@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import time
 
@@ -15,6 +16,8 @@ from limits.storage import storage_from_string
 
 from app.config import ConfigError
 from app.errors import ApiError
+
+log = logging.getLogger("codex_wrapper")
 
 
 def bearer_token(request: Request) -> str | None:
@@ -38,10 +41,10 @@ def check_api_key(request: Request, keys: tuple[str, ...]) -> None:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
-def caller_key(request: Request) -> str:
-    """Who a request counts against: a hash of its (already accepted) key, else the client address."""
+def caller_key(request: Request, auth_on: bool) -> str:
+    """Who a request counts against: its (already accepted) API key, else, with auth off, the client address."""
     token = bearer_token(request)
-    if token:
+    if auth_on and token:
         return "key:" + hashlib.sha256(token.encode()).hexdigest()[:24]
     return "ip:" + (request.client.host if request.client else "unknown")
 
@@ -60,7 +63,12 @@ class RateLimiter:
     async def check(self, key: str) -> None:
         if self.item is None or self.limiter is None:
             return
-        if await self.limiter.hit(self.item, "codex-wrapper", key):
+        try:
+            allowed = await self.limiter.hit(self.item, "codex-wrapper", key)
+        except Exception as exc:  # an unreachable shared store must not take the API down
+            log.warning("rate-limit storage failed (%s); request let through", exc)
+            return
+        if allowed:
             return
         stats = await self.limiter.get_window_stats(self.item, "codex-wrapper", key)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))

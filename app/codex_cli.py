@@ -98,12 +98,11 @@ def gateway_variable_names() -> set[str]:
     return {name.upper() for name in Settings.model_fields}
 
 
-def child_environment(settings: Settings, binary: CodexBinary, codex_home: Path) -> dict[str, str]:
+def child_environment(settings: Settings, codex_home: Path) -> dict[str, str]:
     """The server's environment minus the gateway's own settings (PROXY_API_KEY among them) and
     CODEX_ENV_DENYLIST; CODEX_HOME set to the home prepared for Codex."""
     hidden = gateway_variable_names() | {name.upper() for name in settings.codex_env_denylist}
     env = {key: value for key, value in os.environ.items() if key.upper() not in hidden}
-    env.update(binary.extra_env)
     env["CODEX_HOME"] = str(codex_home)
     return env
 

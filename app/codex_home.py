@@ -59,7 +59,8 @@ def isolated_home_dir(settings: Settings) -> Path:
     if settings.codex_isolated_home_dir is not None:
         return settings.codex_isolated_home_dir
     data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    tag = hashlib.sha256(str(settings.user_codex_home).encode()).hexdigest()[:12]
+    source = f"{settings.user_codex_home}\0{settings.codex_wrapper_profile_dir}"
+    tag = hashlib.sha256(source.encode()).hexdigest()[:12]
     return data / "codex-wrapper" / f"codex-home-{tag}"
 
 
@@ -83,6 +84,11 @@ def prepare_codex_home(settings: Settings) -> Path:
     """The CODEX_HOME Codex runs with, ready; a failure stops startup naming the path and the reason."""
     overrides = profile_overrides(settings.codex_wrapper_profile_dir)
     home = isolated_home_dir(settings) if settings.codex_isolated_home else settings.user_codex_home
+    if settings.codex_isolated_home and home.resolve() == settings.user_codex_home.resolve():
+        raise ConfigError(
+            f"invalid setting CODEX_ISOLATED_HOME_DIR={str(home)!r}: allowed is a directory other than the "
+            "user's CODEX_HOME (the gateway rewrites the isolated home)"
+        )
     try:
         if settings.codex_isolated_home:
             _build_isolated(home, settings.user_codex_home, overrides)

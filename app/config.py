@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
+    def _keys_are_keys(self) -> Settings:
+        if self.proxy_api_key is not None and not self.api_keys:
+            raise ValueError("invalid setting PROXY_API_KEY: allowed is one key or several separated by commas")
+        return self
+
+    @model_validator(mode="after")
     def _danger_needs_permission(self) -> Settings:
         if self.codex_sandbox_mode == "danger-full-access" and not self.codex_allow_danger_full_access:
             raise ValueError("CODEX_SANDBOX_MODE=danger-full-access requires CODEX_ALLOW_DANGER_FULL_ACCESS=1")

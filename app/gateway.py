@@ -41,5 +41,5 @@ async def authorized(request: Request) -> Gateway:
     """FastAPI dependency of every /v1 route: API key, then rate limit."""
     gateway = gateway_of(request)
     check_api_key(request, gateway.settings.api_keys)
-    await gateway.limiter.check(caller_key(request))
+    await gateway.limiter.check(caller_key(request, auth_on=bool(gateway.settings.api_keys)))
     return gateway

@@ -42,10 +42,10 @@ async def start_gateway(
     settings: Settings, codex_home: Path, providers: ProviderResolver, limiter: RateLimiter
 ) -> Gateway:
     binary, missing = None, ""
-    env: dict[str, str] = {}
+    env = providers.codex_env
     try:
         located = locate_codex(settings)
-        env = child_environment(settings, located, codex_home)
+        env = {**env, **located.extra_env}
         binary = await probe_version(located, env)
         log.info("Codex %s at %s", binary.version, binary.path)
     except CodexMissing as exc:
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage) fails here, before serving."""
     settings = settings or load_settings()
     codex_home = prepare_codex_home(settings)
-    providers = ProviderResolver(codex_home)
+    providers = ProviderResolver(codex_home, child_environment(settings, codex_home))
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage_uri)
     provider = providers.current()
     log.info(startup_summary(settings, provider, codex_home))

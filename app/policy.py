@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog import ModelInfo
-from app.config import SANDBOX_MODES, Settings
+from app.config import SANDBOX_MODES, ConfigError, Settings
 from app.errors import ApiError, invalid
 from app.provider import ProviderResolver
 from app.turn import RunPolicy
@@ -102,7 +102,12 @@ def resolve_cwd(requested: str | None, settings: Settings) -> Path:
 def check_local_only(settings: Settings, providers: ProviderResolver) -> None:
     if not settings.codex_local_only:
         return
-    provider = providers.current()
+    try:
+        provider = providers.current()
+    except ConfigError as exc:
+        raise invalid(
+            f"CODEX_LOCAL_ONLY=1 and the provider cannot be checked: {exc}", code="provider_not_local"
+        ) from None
     if not provider.is_local:
         where = provider.base_url or "no base_url defined"
         raise invalid(
@@ -136,10 +141,10 @@ def resolve_policy(
             code="invalid_value",
         )
     effort = settings.codex_reasoning_effort
+    if requested_effort is not None:
+        effort = validate_effort(requested_effort, model, effort_param)
     if x_codex.reasoning_effort is not None:
         effort = validate_effort(x_codex.reasoning_effort, model, "x_codex.reasoning_effort")
-    elif requested_effort is not None:
-        effort = validate_effort(requested_effort, model, effort_param)
     cwd = resolve_cwd(x_codex.cwd, settings)
     check_local_only(settings, providers)
     hide = settings.codex_hide_reasoning if x_codex.hide_reasoning is None else x_codex.hide_reasoning

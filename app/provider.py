@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.config import ConfigError
+
 log = logging.getLogger("codex_wrapper")
 
-# Codex's built-in providers and where they send requests (a config.toml entry of the same name wins).
+# Codex's built-in providers and where they send requests; Codex refuses a config.toml entry with these names.
 BUILTIN_PROVIDERS = {
     "openai": "https://api.openai.com/v1",
     "ollama": "http://localhost:11434/v1",
     "lmstudio": "http://localhost:1234/v1",
 }
+OSS_PROVIDERS = ("ollama", "lmstudio")  # Codex takes their URL from CODEX_OSS_BASE_URL when it is set
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,23 @@ def is_loopback_url(url: str) -> bool:
     return is_loopback_host(host)
 
 
-def _read_config(codex_home: Path) -> dict[str, Any]:
+def read_config(codex_home: Path) -> dict[str, Any]:
+    """CODEX_HOME/config.toml as Codex reads it; ConfigError when it cannot be read or parsed."""
+    path = codex_home / "config.toml"
     try:
-        return tomllib.loads((codex_home / "config.toml").read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
 
 
 class ProviderResolver:
     """The provider of CODEX_HOME/config.toml (active profile first), re-read when the file changes."""
 
-    def __init__(self, codex_home: Path) -> None:
+    def __init__(self, codex_home: Path, codex_env: dict[str, str]) -> None:
         self.codex_home = codex_home
+        self.codex_env = codex_env  # the environment Codex runs with
         self._stamp: tuple[int, int] | None = None
         self._provider = Provider("openai", BUILTIN_PROVIDERS["openai"])
 
@@ -76,19 +84,21 @@ class ProviderResolver:
         except FileNotFoundError:
             stamp = (0, 0)
         if stamp != self._stamp:
-            self._provider = resolve_provider(_read_config(self.codex_home))
+            self._provider = resolve_provider(read_config(self.codex_home), self.codex_env)
             self._stamp = stamp
         return self._provider
 
 
-def resolve_provider(config: dict[str, Any]) -> Provider:
+def resolve_provider(config: dict[str, Any], env: dict[str, str]) -> Provider:
     profiles = config.get("profiles") if isinstance(config.get("profiles"), dict) else {}
     profile = profiles.get(str(config.get("profile", ""))) if config.get("profile") else None
     name = (profile or {}).get("model_provider") or config.get("model_provider") or "openai"
     name = str(name)
+    if name in OSS_PROVIDERS and env.get("CODEX_OSS_BASE_URL"):
+        return Provider(name, env["CODEX_OSS_BASE_URL"])
+    if name in BUILTIN_PROVIDERS:
+        return Provider(name, BUILTIN_PROVIDERS[name])
     entries = config.get("model_providers") if isinstance(config.get("model_providers"), dict) else {}
     entry = entries.get(name)
-    if isinstance(entry, dict):
-        url = entry.get("base_url")
-        return Provider(name, str(url) if url else BUILTIN_PROVIDERS.get(name))
-    return Provider(name, BUILTIN_PROVIDERS.get(name))
+    url = entry.get("base_url") if isinstance(entry, dict) else None
+    return Provider(name, str(url) if url else None)

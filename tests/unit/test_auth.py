@@ -33,9 +33,22 @@ def test_no_keys_means_no_auth() -> None:
     check_api_key(request_with(None), ())
 
 
-def test_caller_key_hashes_the_token_and_falls_back_to_the_address() -> None:
-    assert "sk-one" not in caller_key(request_with("Bearer sk-one"))
-    assert caller_key(request_with(None, "10.1.2.3")) == "ip:10.1.2.3"
+def test_caller_key_hashes_the_key_and_falls_back_to_the_address() -> None:
+    assert caller_key(request_with("Bearer sk-one"), auth_on=True).startswith("key:")
+    assert "sk-one" not in caller_key(request_with("Bearer sk-one"), auth_on=True)
+    assert caller_key(request_with(None, "10.1.2.3"), auth_on=False) == "ip:10.1.2.3"
+
+
+def test_with_auth_off_made_up_tokens_do_not_buy_a_fresh_quota() -> None:
+    first = caller_key(request_with("Bearer random-1", "10.1.2.3"), auth_on=False)
+    assert first == caller_key(request_with("Bearer random-2", "10.1.2.3"), auth_on=False) == "ip:10.1.2.3"
+
+
+async def test_unreachable_storage_lets_requests_through(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = RateLimiter(1, "redis://127.0.0.1:1")
+    await limiter.check("a")
+    await limiter.check("a")
+    assert "rate-limit storage failed" in caplog.text
 
 
 async def test_limit_is_per_caller_with_retry_after() -> None:

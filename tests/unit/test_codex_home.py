@@ -75,6 +75,15 @@ def test_a_failure_stops_startup_naming_the_path(tmp_path: Path) -> None:
     assert str(tmp_path / "home") in str(caught.value)
 
 
+def test_isolated_home_cannot_be_the_users_home(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, codex_isolated_home=True, codex_isolated_home_dir=tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "auth.json").write_text("{}")
+    with pytest.raises(ConfigError, match="CODEX_ISOLATED_HOME_DIR"):
+        prepare_codex_home(settings)
+    assert (tmp_path / "home" / "auth.json").read_text() == "{}"
+
+
 def test_isolated_home_holds_only_the_login_link_and_overrides(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, codex_isolated_home=True, codex_isolated_home_dir=tmp_path / "iso")
     user = tmp_path / "home"

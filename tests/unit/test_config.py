@@ -84,6 +84,18 @@ def test_danger_default_needs_permission(monkeypatch: pytest.MonkeyPatch) -> Non
     assert load_settings().codex_sandbox_mode == "danger-full-access"
 
 
+@pytest.mark.parametrize("value", [",", " , ,"])
+def test_a_proxy_api_key_without_any_key_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("PROXY_API_KEY", value)
+    with pytest.raises(ConfigError, match="PROXY_API_KEY"):
+        load_settings()
+
+
+def test_several_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROXY_API_KEY", "sk-a, sk-b,,")
+    assert load_settings().api_keys == ("sk-a", "sk-b")
+
+
 def test_unwritable_workdir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODEX_WORKDIR", "/proc/no-such-dir")
     with pytest.raises(ConfigError, match="CODEX_WORKDIR"):
@@ -105,3 +117,15 @@ def test_startup_stops_with_one_line(tmp_path: Path) -> None:
         "codex-wrapper: invalid setting CODEX_SANDBOX_MODE='yolo': allowed is one of "
         "read-only, workspace-write, danger-full-access"
     ]
+
+
+def test_a_broken_config_toml_stops_startup_with_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("model = \n")
+    env = clean_environment(CODEX_CONFIG_DIR=str(home), CODEX_WORKDIR=str(tmp_path / "w"))
+    env["CODEX_WRAPPER_PROFILE_DIR"] = str(tmp_path / "no-profile")
+    done = subprocess.run([sys.executable, "-m", "app"], cwd=REPO, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 2
+    [line] = done.stderr.decode().strip().splitlines()
+    assert line.startswith("codex-wrapper: cannot read ") and "config.toml" in line

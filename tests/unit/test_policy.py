@@ -15,7 +15,8 @@ from app.provider import ProviderResolver
 
 MODEL = ModelInfo("gpt-5.5", ("low", "medium", "high", "xhigh"))
 INJECTIONS = [
-    "danger\u002dfull-access",  # what reached Codex through the original's TOML paste
+    r"danger\u002dfull-access",  # the escape that reached Codex through the original's TOML paste
+    "danger\u002dfull-access",  # the same escape decoded, as JSON delivers it: the danger gate applies
     'read-only" \nsandbox_mode = "danger-full-access',
     "read-only\nsandbox_mode=danger-full-access",
     "'read-only'",
@@ -41,7 +42,7 @@ def providers(settings: Settings, config: str = "") -> ProviderResolver:
     home = settings.codex_config_dir
     assert home is not None
     (home / "config.toml").write_text(config)
-    return ProviderResolver(home)
+    return ProviderResolver(home, {})
 
 
 def policy(settings: Settings, x_codex: Any, config: str = "", **kwargs: Any):
@@ -119,6 +120,7 @@ def test_effort_precedence(settings: Settings) -> None:
     assert policy(settings, None, requested_effort="low").reasoning_effort == "low"
     assert policy(settings, {"reasoning_effort": "xhigh"}, requested_effort="low").reasoning_effort == "xhigh"
     assert refused(settings, None, requested_effort="extreme").param == "reasoning_effort"
+    assert refused(settings, {"reasoning_effort": "low"}, requested_effort="extreme").param == "reasoning_effort"
 
 
 def test_hide_reasoning_overrides_the_setting(settings: Settings) -> None:
@@ -183,6 +185,24 @@ def test_local_only_refuses_everything_else(settings: Settings, config: str) -> 
         policy(local, None, config)
     assert caught.value.code == "provider_not_local"
     policy(settings, None, config)  # without CODEX_LOCAL_ONLY the same provider is fine
+
+
+@pytest.mark.parametrize("provider", ["ollama", "lmstudio"])
+def test_oss_providers_follow_codex_oss_base_url(settings: Settings, provider: str) -> None:
+    home = settings.codex_config_dir
+    assert home is not None
+    (home / "config.toml").write_text(f'model_provider = "{provider}"\n')
+    assert ProviderResolver(home, {}).current().is_local
+    assert ProviderResolver(home, {"CODEX_OSS_BASE_URL": "http://127.0.0.1:9/v1"}).current().is_local
+    remote = ProviderResolver(home, {"CODEX_OSS_BASE_URL": "https://gpu.example.com/v1"}).current()
+    assert not remote.is_local and remote.base_url == "https://gpu.example.com/v1"
+
+
+def test_unreadable_config_is_refused_under_local_only(settings: Settings) -> None:
+    local = settings.model_copy(update={"codex_local_only": True})
+    with pytest.raises(ApiError) as caught:
+        policy(local, None, "model_provider = ")
+    assert caught.value.code == "provider_not_local" and "config.toml" in caught.value.message
 
 
 def test_provider_is_re_read_when_config_changes(settings: Settings) -> None:
