@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import platform
 import shutil
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,23 +73,17 @@ def locate_codex(settings: Settings) -> CodexBinary:
     return _native_behind_npm_launcher(path) or CodexBinary(path, {})
 
 
-async def probe_version(binary: CodexBinary, env: dict[str, str]) -> CodexBinary:
-    """Run `codex --version`; raise CodexMissing when it does not answer."""
+def probe_version(binary: CodexBinary, env: dict[str, str]) -> CodexBinary:
+    """Run `codex --version` (at startup); raise CodexMissing when it does not answer."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            str(binary.path),
-            "--version",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=env,
+        done = subprocess.run(
+            [str(binary.path), "--version"], env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=15
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 15)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, subprocess.TimeoutExpired) as exc:
         raise CodexMissing(f"cannot run {binary.path}: {exc}") from None
-    if proc.returncode != 0:
-        raise CodexMissing(f"{binary.path} --version failed: {err.decode(errors='replace').strip()[:200]}")
-    version = out.decode(errors="replace").strip().removeprefix("codex-cli ").strip()
+    if done.returncode != 0:
+        raise CodexMissing(f"{binary.path} --version failed: {done.stderr.decode(errors='replace').strip()[:200]}")
+    version = done.stdout.decode(errors="replace").strip().removeprefix("codex-cli ").strip()
     return CodexBinary(binary.path, binary.extra_env, version)
 
 

@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 # Codex 0.169 takes the effort as a free string the model advertises; these are every value its catalog uses.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
+MODES = ("agent", "chat")
 SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra"]
 
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     codex_hide_reasoning: bool = False
     codex_local_only: bool = False
     codex_allow_danger_full_access: bool = False
+    codex_engine: Literal["app-server", "exec"] = "app-server"
+    codex_app_server_workers: int = Field(2, ge=1, le=64)
+    codex_mode: Literal["agent", "chat"] = "agent"
     codex_timeout: float = Field(120.0, gt=0)
     codex_max_parallel_requests: int = Field(2, ge=1)
     codex_max_queue: int = Field(32, ge=0)
@@ -65,7 +69,9 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
-    @field_validator("codex_sandbox_mode", "codex_reasoning_effort", "log_level", mode="before")
+    @field_validator(
+        "codex_sandbox_mode", "codex_reasoning_effort", "log_level", "codex_engine", "codex_mode", mode="before"
+    )
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -104,6 +110,8 @@ def _describe(error: dict[str, Any]) -> str:
     allowed = {
         "CODEX_SANDBOX_MODE": "one of " + ", ".join(SANDBOX_MODES),
         "CODEX_REASONING_EFFORT": "one of " + ", ".join(REASONING_EFFORTS),
+        "CODEX_ENGINE": "one of app-server, exec",
+        "CODEX_MODE": "one of " + ", ".join(MODES),
     }.get(name, error["msg"].lower())
     return f"invalid setting {name}={value!r}: allowed is {allowed}"
 

@@ -15,10 +15,13 @@ from app.api import chat, health, models
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import discover
-from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_version
+from app.codex_cli import CodexBinary, CodexMissing, child_environment, locate_codex, probe_version
 from app.codex_home import prepare_codex_home
 from app.config import ConfigError, Settings, load_settings
+from app.engines.app_server import AppServerEngine
+from app.engines.base import Engine
 from app.engines.exec import ExecEngine
+from app.engines.protocol import ProtocolDrift, check_protocol
 from app.errors import install_error_handlers
 from app.executor import Executor
 from app.gateway import Gateway
@@ -38,35 +41,33 @@ def startup_summary(settings: Settings, provider: Provider, codex_home: Path) ->
     )
 
 
-async def start_gateway(
-    settings: Settings, codex_home: Path, providers: ProviderResolver, limiter: RateLimiter
-) -> Gateway:
-    binary, missing = None, ""
-    env = providers.codex_env
+def find_codex(settings: Settings, base_env: dict[str, str]) -> tuple[CodexBinary | None, dict[str, str], str]:
+    """The Codex binary, the environment it runs with, or why it is missing; a protocol drift stops startup."""
     try:
         located = locate_codex(settings)
-        env = {**env, **located.extra_env}
-        binary = await probe_version(located, env)
-        log.info("Codex %s at %s", binary.version, binary.path)
+        env = {**base_env, **located.extra_env}
+        binary = probe_version(located, env)
     except CodexMissing as exc:
-        missing = str(exc)
-        log.warning("Codex is not available: %s", missing)
-    catalog = await discover(binary, env, codex_home)
-    executor = None
-    if binary is not None:
-        executor = Executor(
-            ExecEngine(binary, env),
-            max_parallel=settings.codex_max_parallel_requests,
-            max_queue=settings.codex_max_queue,
-            queue_timeout=settings.codex_queue_timeout_seconds,
-            turn_timeout=settings.codex_timeout,
-        )
-        await executor.engine.start()
-    return Gateway(settings, codex_home, providers, binary, missing, catalog, executor, limiter)
+        log.warning("Codex is not available: %s", exc)
+        return None, base_env, str(exc)
+    log.info("Codex %s at %s", binary.version, binary.path)
+    if settings.codex_engine == "app-server":
+        try:
+            check_protocol(binary, env)
+        except ProtocolDrift as exc:
+            raise ConfigError(str(exc)) from None
+    return binary, env, ""
+
+
+def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
+    if settings.codex_engine == "exec":
+        return ExecEngine(binary, env)
+    wait = min(settings.codex_timeout, 30.0)
+    return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage) fails here, before serving."""
+    """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage, protocol drift) fails here."""
     settings = settings or load_settings()
     codex_home = prepare_codex_home(settings)
     providers = ProviderResolver(codex_home, child_environment(settings, codex_home))
@@ -81,12 +82,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     if not settings.api_keys and not is_loopback_host(settings.host):
         log.warning("listening on %s without PROXY_API_KEY: anyone who can reach it can run Codex", settings.host)
+    binary, env, missing = find_codex(settings, providers.codex_env)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gateway = await start_gateway(settings, codex_home, providers, limiter)
+        catalog = await discover(binary, env, codex_home)
+        executor = None
+        if binary is not None:
+            executor = Executor(
+                make_engine(settings, binary, env),
+                max_parallel=settings.codex_max_parallel_requests,
+                max_queue=settings.codex_max_queue,
+                queue_timeout=settings.codex_queue_timeout_seconds,
+                turn_timeout=settings.codex_timeout,
+            )
+            await executor.engine.start()
+        app.state.gateway = Gateway(settings, codex_home, providers, binary, missing, catalog, executor, limiter)
         yield
-        executor = app.state.gateway.executor
         if executor is not None:
             await executor.drain()
             await executor.engine.stop()

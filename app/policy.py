@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog import ModelInfo
-from app.config import SANDBOX_MODES, ConfigError, Settings
+from app.config import MODES, SANDBOX_MODES, ConfigError, Settings
 from app.errors import ApiError, invalid
 from app.provider import ProviderResolver
 from app.turn import RunPolicy
 
-X_CODEX_FIELDS = ("sandbox", "network_access", "reasoning_effort", "hide_reasoning", "cwd")
+X_CODEX_FIELDS = ("sandbox", "network_access", "reasoning_effort", "hide_reasoning", "cwd", "mode")
 _MAX_PATH = 4096
 
 
@@ -30,6 +30,7 @@ class XCodex:
     reasoning_effort: str | None = None
     hide_reasoning: bool | None = None
     cwd: str | None = None
+    mode: str | None = None
 
 
 def _allowed(param: str, value: Any, allowed: tuple[str, ...]) -> ApiError:
@@ -52,13 +53,15 @@ def parse_x_codex(raw: Any) -> XCodex:
         if value is not None and not isinstance(value, bool):
             raise invalid(f"'x_codex.{key}' must be true or false.", param=f"x_codex.{key}", code="invalid_type")
         fields[key] = value
-    for key in ("sandbox", "reasoning_effort", "cwd"):
+    for key in ("sandbox", "reasoning_effort", "cwd", "mode"):
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
             raise invalid(f"'x_codex.{key}' must be a string.", param=f"x_codex.{key}", code="invalid_type")
         fields[key] = value
     if fields["sandbox"] is not None and fields["sandbox"] not in SANDBOX_MODES:
         raise _allowed("x_codex.sandbox", fields["sandbox"], SANDBOX_MODES)
+    if fields["mode"] is not None and fields["mode"] not in MODES:
+        raise _allowed("x_codex.mode", fields["mode"], MODES)
     return XCodex(**fields)
 
 
@@ -149,5 +152,10 @@ def resolve_policy(
     check_local_only(settings, providers)
     hide = settings.codex_hide_reasoning if x_codex.hide_reasoning is None else x_codex.hide_reasoning
     return RunPolicy(
-        sandbox=sandbox, network_access=x_codex.network_access, reasoning_effort=effort, hide_reasoning=hide, cwd=cwd
+        sandbox=sandbox,
+        network_access=x_codex.network_access,
+        reasoning_effort=effort,
+        hide_reasoning=hide,
+        cwd=cwd,
+        mode=x_codex.mode or settings.codex_mode,
     )

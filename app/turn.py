@@ -25,6 +25,7 @@ class RunPolicy:
     hide_reasoning: bool
     cwd: Path
     network_access: bool | None = None  # None: as config.toml says (only for workspace-write)
+    mode: str = "agent"  # agent: Codex with its shell and workspace; chat: a plain model, no tools
 
 
 @dataclass(frozen=True)

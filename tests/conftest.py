@@ -28,12 +28,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("workdir")
 
 
-@pytest.fixture(scope="session")
-def gateway(codex_home: Path, workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    """One gateway for the tests that need no special settings."""
-    log = tmp_path_factory.mktemp("logs") / "gateway.log"
-    with run_gateway(codex_home, workdir, log, CODEX_TIMEOUT="20") as running:
+ENGINES = ("app-server", "exec")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def gateway(
+    request: pytest.FixtureRequest, codex_home: Path, workdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
+    """One gateway per engine for the tests that need no special settings: each such test runs on both."""
+    log = tmp_path_factory.mktemp("logs") / f"gateway-{request.param}.log"
+    with run_gateway(codex_home, workdir, log, CODEX_TIMEOUT="20", CODEX_ENGINE=request.param) as running:
         yield running
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """For tests that start their own gateway: run them on both engines (`start_gateway(CODEX_ENGINE=engine)`)."""
+    return request.param
 
 
 @pytest.fixture

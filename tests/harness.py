@@ -55,8 +55,9 @@ def clean_environment(**settings: str) -> dict[str, str]:
     return env
 
 
-def codex_processes(codex_home: Path) -> list[int]:
-    """PIDs of live processes (Codex and its children) started with this CODEX_HOME."""
+def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
+    """PIDs of live processes (Codex and its children) started with this CODEX_HOME; the app-server pool's
+    long-lived `codex app-server` workers only with `pool=True`."""
     marker = f"CODEX_HOME={codex_home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -65,15 +66,18 @@ def codex_processes(codex_home: Path) -> list[int]:
         try:
             environ = (entry / "environ").read_bytes()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if state != "Z" and marker in environ.split(b"\0"):
+        if state == "Z" or marker not in environ.split(b"\0"):
+            continue
+        if pool or argv[1:3] != [b"app-server", b""]:
             found.append(int(entry.name))
     return found
 
 
 def wait_no_codex(codex_home: Path, timeout: float = 5.0) -> list[int]:
-    """Poll until no process of this CODEX_HOME is left; return what is left at the deadline."""
+    """Poll until no per-request Codex process of this CODEX_HOME is left; return what is left at the deadline."""
     deadline = time.monotonic() + timeout
     while (left := codex_processes(codex_home)) and time.monotonic() < deadline:
         time.sleep(0.05)

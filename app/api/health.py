@@ -20,9 +20,12 @@ async def health() -> dict[str, Any]:
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
     gateway = gateway_of(request)
-    binary = gateway.binary
-    if binary is None or not binary.path.exists():
+    binary, executor = gateway.binary, gateway.executor
+    if binary is None or executor is None or not binary.path.exists():
         reason = gateway.missing_reason or f"{binary.path if binary else 'codex'} is gone"
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
-    engine = gateway.executor.engine.name if gateway.executor else None
-    return JSONResponse({"status": "ready", "codex_version": binary.version, "engine": engine})
+    engine = executor.engine
+    body = {"codex_version": binary.version, "engine": engine.name, "detail": engine.status()}
+    if not engine.ready():
+        return JSONResponse({"status": "unavailable", "reason": engine.status(), **body}, status_code=503)
+    return JSONResponse({"status": "ready", **body})

@@ -15,6 +15,14 @@ class Engine(Protocol):
 
     async def stop(self) -> None: ...
 
+    def ready(self) -> bool:
+        """Whether a turn could start now."""
+        ...
+
+    def status(self) -> str:
+        """One line for /ready."""
+        ...
+
     def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         """Events of one turn, ending with Completed or Failed; closing it stops the turn's Codex work."""
         ...

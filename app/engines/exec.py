@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import signal
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from app.codex_cli import CodexBinary, kill_group
+from app.engines.chat_mode import CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.turn import (
     Completed,
     Failed,
@@ -55,7 +59,7 @@ def render_prompt(messages: tuple[Message, ...]) -> str:
     return "\n\n".join(parts)
 
 
-def build_argv(binary: CodexBinary, turn: Turn) -> list[str]:
+def build_argv(binary: CodexBinary, turn: Turn, chat_instructions: Path | None = None) -> list[str]:
     policy = turn.policy
     argv = [
         str(binary.path),
@@ -76,6 +80,11 @@ def build_argv(binary: CodexBinary, turn: Turn) -> list[str]:
     ]
     if policy.network_access is not None:  # a dotted key: the rest of sandbox_workspace_write stays as configured
         argv += ["-c", toml_override("sandbox_workspace_write.network_access", policy.network_access)]
+    if policy.mode == "chat":  # the closest exec allows to the app-server's chat threads
+        for key, value in CHAT_CONFIG.items():
+            argv += ["-c", toml_override(key, value)]
+        if chat_instructions is not None:
+            argv += ["-c", toml_override("model_instructions_file", str(chat_instructions))]
     if policy.hide_reasoning:
         argv += ["-c", toml_override("hide_agent_reasoning", True)]
         argv += ["-c", toml_override("model_reasoning_summary", "none")]
@@ -144,17 +153,28 @@ class ExecEngine:
     def __init__(self, binary: CodexBinary, env: dict[str, str]) -> None:
         self.binary = binary
         self.env = env
+        self.chat_instructions: Path | None = None
 
     async def start(self) -> None:
-        return None
+        handle, path = tempfile.mkstemp(prefix="codex-wrapper-chat-", suffix=".md")
+        with os.fdopen(handle, "w") as out:
+            out.write(CHAT_BASE_INSTRUCTIONS)
+        self.chat_instructions = Path(path)
 
     async def stop(self) -> None:
-        return None
+        if self.chat_instructions is not None:
+            self.chat_instructions.unlink(missing_ok=True)
+
+    def ready(self) -> bool:
+        return True
+
+    def status(self) -> str:
+        return "one codex exec per turn"
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *build_argv(self.binary, turn),
+                *build_argv(self.binary, turn, self.chat_instructions),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -7,7 +7,7 @@ import json
 import openai
 import pytest
 
-from tests.fakes.provider import FakeProvider, Script, last_user_text
+from tests.fakes.provider import FakeProvider, Script, last_user_text, request_text
 from tests.harness import FAKE_MODEL, RunningGateway, wait_no_codex
 
 
@@ -82,7 +82,7 @@ def test_history_and_system_prompt_reach_the_model(gateway: RunningGateway, prov
             {"role": "user", "content": f"What is my name? {marker}"},
         ],
     )
-    prompt = last_user_text(requests_with(provider, marker)[-1])
+    prompt = request_text(requests_with(provider, marker)[-1])
     order = [
         prompt.index(s) for s in ("Always answer in French.", "My name is Ada.", "Noted, Ada.", "What is my name?")
     ]
@@ -124,13 +124,14 @@ def test_reasoning_effort_field_is_checked_against_the_model(gateway: RunningGat
 
 def test_upstream_500_is_a_502_with_the_message(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("fail500", Script(status=500, error_message="kaboom"))
+    before = len(requests_with(provider, marker))
     with pytest.raises(openai.APIStatusError) as caught:
         gateway.client().chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": marker}])
     assert caught.value.status_code == 502
     error = caught.value.body
     assert error["code"] == "upstream_error" and error["message"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert len(requests_with(provider, marker)) == 1  # Codex did not retry on its own
+    assert len(requests_with(provider, marker)) == before + 1  # Codex did not retry on its own
 
 
 def test_upstream_429_is_a_429(gateway: RunningGateway, provider: FakeProvider) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -39,20 +40,26 @@ def post_in_background(url: str, body: dict, timeout: float, headers: dict | Non
     return thread
 
 
-def test_timeout_is_a_504_and_kills_codex(start_gateway: StartGateway, provider: FakeProvider) -> None:
-    gateway = start_gateway(CODEX_TIMEOUT="2")
-    marker = provider.script("hang-timeout", Script(hang=True))
+def seen(provider: FakeProvider, marker: str) -> Callable[[], bool]:
+    return lambda: any(marker in json.dumps(body) for body in provider.requests)
+
+
+def test_timeout_is_a_504_and_stops_the_turn(start_gateway: StartGateway, provider: FakeProvider, engine: str) -> None:
+    gateway = start_gateway(CODEX_TIMEOUT="2", CODEX_ENGINE=engine)
+    marker = provider.script(f"hang-timeout-{engine}", Script(hang=True))
+    closed_before = provider.connections_closed
     with pytest.raises(openai.APIStatusError) as caught:
         gateway.client().chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": marker}])
     assert caught.value.status_code == 504
     assert caught.value.body["code"] == "timeout"
     assert "CODEX_TIMEOUT" in caught.value.body["message"]
     assert wait_no_codex(gateway.codex_home) == []
+    assert wait_for(lambda: provider.connections_closed > closed_before)  # the model call was abandoned
 
 
-def test_stream_disconnect_ends_codex(start_gateway: StartGateway, provider: FakeProvider) -> None:
-    gateway = start_gateway()
-    marker = provider.script("slow-stream", Script(deltas=["tick "] * 400, delay=0.05, reasoning=["r"]))
+def test_stream_disconnect_ends_the_turn(start_gateway: StartGateway, provider: FakeProvider, engine: str) -> None:
+    gateway = start_gateway(CODEX_ENGINE=engine)
+    marker = provider.script(f"slow-stream-{engine}", Script(deltas=["tick "] * 400, delay=0.05, reasoning=["r"]))
     closed_before = provider.connections_closed
     with (
         gateway.http() as http,
@@ -64,26 +71,30 @@ def test_stream_disconnect_ends_codex(start_gateway: StartGateway, provider: Fak
     ):
         assert response.status_code == 200
         next(response.iter_lines())  # the stream began
-        assert codex_processes(gateway.codex_home)
+        assert codex_processes(gateway.codex_home) or engine == "app-server"
     assert wait_no_codex(gateway.codex_home) == []
     assert wait_for(lambda: provider.connections_closed > closed_before)
 
 
-def test_non_stream_disconnect_ends_codex(start_gateway: StartGateway, provider: FakeProvider) -> None:
-    gateway = start_gateway()
-    marker = provider.script("hang-disconnect", Script(hang=True))
+def test_non_stream_disconnect_ends_the_turn(start_gateway: StartGateway, provider: FakeProvider, engine: str) -> None:
+    gateway = start_gateway(CODEX_ENGINE=engine)
+    marker = provider.script(f"hang-disconnect-{engine}", Script(hang=True))
+    closed_before = provider.connections_closed
     body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}]}
     with pytest.raises(httpx.TimeoutException):
         httpx.post(f"{gateway.base_url}/v1/chat/completions", json=body, timeout=httpx.Timeout(3.0, connect=3.0))
     assert wait_no_codex(gateway.codex_home) == []
+    assert wait_for(lambda: provider.connections_closed > closed_before)
 
 
-def test_queue_full_is_a_429_with_retry_after(start_gateway: StartGateway, provider: FakeProvider) -> None:
-    gateway = start_gateway(CODEX_MAX_PARALLEL_REQUESTS="1", CODEX_MAX_QUEUE="0", CODEX_TIMEOUT="8")
-    marker = provider.script("hang-queue", Script(hang=True))
+def test_queue_full_is_a_429_with_retry_after(start_gateway: StartGateway, provider: FakeProvider, engine: str) -> None:
+    gateway = start_gateway(
+        CODEX_MAX_PARALLEL_REQUESTS="1", CODEX_MAX_QUEUE="0", CODEX_TIMEOUT="8", CODEX_ENGINE=engine
+    )
+    marker = provider.script(f"hang-queue-{engine}", Script(hang=True))
     body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}]}
     holder = post_in_background(f"{gateway.base_url}/v1/chat/completions", body, timeout=20)
-    assert wait_for(lambda: bool(codex_processes(gateway.codex_home)))
+    assert wait_for(seen(provider, marker))
     with gateway.http() as http:
         response = http.post("/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 429
@@ -93,8 +104,8 @@ def test_queue_full_is_a_429_with_retry_after(start_gateway: StartGateway, provi
     assert wait_no_codex(gateway.codex_home) == []
 
 
-def test_queued_request_waits_for_a_free_slot(start_gateway: StartGateway, provider: FakeProvider) -> None:
-    gateway = start_gateway(CODEX_MAX_PARALLEL_REQUESTS="1", CODEX_MAX_QUEUE="4")
+def test_queued_request_waits_for_a_free_slot(start_gateway: StartGateway, provider: FakeProvider, engine: str) -> None:
+    gateway = start_gateway(CODEX_MAX_PARALLEL_REQUESTS="1", CODEX_MAX_QUEUE="4", CODEX_ENGINE=engine)
     marker = provider.script("slow-queue", Script(deltas=["first"], delay=0.5))
     results: list[str] = []
 
@@ -113,15 +124,17 @@ def test_queued_request_waits_for_a_free_slot(start_gateway: StartGateway, provi
 
 
 def test_gateway_secrets_stay_out_of_codex_environment(
-    start_gateway: StartGateway, provider: FakeProvider, tmp_path: Path
+    start_gateway: StartGateway, provider: FakeProvider, engine: str
 ) -> None:
-    gateway = start_gateway(PROXY_API_KEY="sk-gateway-secret", CODEX_TIMEOUT="10")
-    marker = provider.script("hang-env", Script(hang=True))
+    gateway = start_gateway(PROXY_API_KEY="sk-gateway-secret", CODEX_TIMEOUT="10", CODEX_ENGINE=engine)
+    marker = provider.script(f"hang-env-{engine}", Script(hang=True))
     body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}]}
     headers = {"Authorization": "Bearer sk-gateway-secret"}
     worker = post_in_background(f"{gateway.base_url}/v1/chat/completions", body, timeout=3, headers=headers)
-    assert wait_for(lambda: bool(codex_processes(gateway.codex_home)))
-    for pid in codex_processes(gateway.codex_home):
+    assert wait_for(seen(provider, marker))
+    processes = codex_processes(gateway.codex_home, pool=True)
+    assert processes
+    for pid in processes:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         assert b"sk-gateway-secret" not in environ
         assert b"PROXY_API_KEY" not in environ

@@ -1,0 +1,145 @@
+"""A JSON-RPC session over a Codex app-server's stdio: newline-delimited JSON without a "jsonrpc" key.
+
+Requests from us get futures; notifications go to the queue of the thread they name (or are dropped);
+requests from the server are answered at once by `on_server_request` (the engine declines them all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("codex_wrapper")
+_LINE_LIMIT = 64 * 1024 * 1024
+
+ServerRequestHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class RpcError(Exception):
+    """The server answered a request with an error."""
+
+    def __init__(self, method: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{method}: {error.get('message', error)}")
+        self.error = error
+
+
+class SessionClosed(Exception):
+    """The app-server's stdout ended: the process is gone."""
+
+
+class RpcSession:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        on_server_request: ServerRequestHandler,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._on_server_request = on_server_request
+        self._next_id = 0
+        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._threads: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read_loop())
+
+    async def request(self, method: str, params: dict[str, Any]) -> Any:
+        if self.closed.is_set():
+            raise SessionClosed("the app-server is not running")
+        self._next_id += 1
+        request_id = self._next_id
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (method, future)
+        try:
+            await self._send({"id": request_id, "method": method, "params": params})
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        message: dict[str, Any] = {"method": method}
+        if params is not None:
+            message["params"] = params
+        await self._send(message)
+
+    def subscribe(self, thread_id: str) -> asyncio.Queue[dict[str, Any] | None]:
+        """The queue of this thread's notifications; None in it means the session closed."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._threads[thread_id] = queue
+        return queue
+
+    def unsubscribe(self, thread_id: str) -> None:
+        self._threads.pop(thread_id, None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail_all("the app-server session was closed")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self._writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise SessionClosed(f"cannot write to the app-server: {exc}") from None
+
+    async def _read_loop(self) -> None:
+        try:
+            while line := await self._reader.readline():
+                try:
+                    message = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("app-server printed a non-JSON line: %r", line[:200])
+                    continue
+                if isinstance(message, dict):
+                    await self._dispatch(message)
+        except (ConnectionError, ValueError) as exc:  # ValueError: a line beyond the limit
+            log.warning("app-server stream failed: %s", exc)
+        finally:
+            self._fail_all("the app-server exited")
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if "id" in message and method is None:
+            entry = self._pending.get(message["id"])
+            if entry is not None and not entry[1].done():
+                name, future = entry
+                if "error" in message:
+                    future.set_exception(RpcError(name, message["error"] or {}))
+                else:
+                    future.set_result(message.get("result"))
+            return
+        params = message.get("params") or {}
+        if "id" in message:  # a request from the server: answer it now, never leave it hanging
+            await self._answer(message["id"], str(method), params)
+            return
+        thread_id = params.get("threadId") if isinstance(params, dict) else None
+        queue = self._threads.get(thread_id) if isinstance(thread_id, str) else None
+        if queue is not None:
+            queue.put_nowait(message)
+
+    async def _answer(self, request_id: Any, method: str, params: dict[str, Any]) -> None:
+        try:
+            reply: dict[str, Any] = {"id": request_id, "result": self._on_server_request(method, params)}
+        except Exception as exc:  # no result for it (or a handler bug): the server still gets an answer
+            reply = {"id": request_id, "error": {"code": -32603, "message": str(exc)}}
+        with contextlib.suppress(SessionClosed):
+            await self._send(reply)
+
+    def _fail_all(self, reason: str) -> None:
+        self.closed.set()
+        for _, future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(SessionClosed(reason))
+        self._pending.clear()
+        for queue in self._threads.values():
+            queue.put_nowait(None)
