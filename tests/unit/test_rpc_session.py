@@ -1,0 +1,125 @@
+"""The JSON-RPC session against a fake stdio peer (pure protocol logic: no Codex here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from app.engines.refusals import refuse
+from app.engines.rpc import RpcError, RpcSession, SessionClosed
+
+
+class FakePeer:
+    """The server side of the pipe: reads what the session writes, writes what a test scripts."""
+
+    def __init__(self) -> None:
+        self.to_session = asyncio.StreamReader()
+        self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def writer(self) -> Any:
+        peer = self
+
+        class Writer:
+            def write(self, data: bytes) -> None:
+                for line in data.splitlines():
+                    peer.sent.put_nowait(json.loads(line))
+
+            async def drain(self) -> None:
+                return None
+
+        return Writer()
+
+    def say(self, message: dict[str, Any]) -> None:
+        self.to_session.feed_data(json.dumps(message).encode() + b"\n")
+
+    def hang_up(self) -> None:
+        self.to_session.feed_eof()
+
+
+@pytest.fixture
+async def pair() -> tuple[RpcSession, FakePeer]:
+    peer = FakePeer()
+    session = RpcSession(peer.to_session, peer.writer(), refuse)
+    session.start()
+    return session, peer
+
+
+async def test_a_request_gets_its_own_answer(pair: tuple[RpcSession, FakePeer]) -> None:
+    session, peer = pair
+    first = asyncio.create_task(session.request("thread/start", {"model": "m"}))
+    second = asyncio.create_task(session.request("model/list", {}))
+    one, two = await peer.sent.get(), await peer.sent.get()
+    assert one == {"id": 1, "method": "thread/start", "params": {"model": "m"}} and "jsonrpc" not in one
+    peer.say({"id": two["id"], "result": {"data": []}})
+    peer.say({"id": one["id"], "result": {"thread": {"id": "t1"}}})
+    assert await first == {"thread": {"id": "t1"}}
+    assert await second == {"data": []}
+
+
+async def test_an_error_answer_raises(pair: tuple[RpcSession, FakePeer]) -> None:
+    session, peer = pair
+    pending = asyncio.create_task(session.request("turn/start", {}))
+    sent = await peer.sent.get()
+    peer.say({"id": sent["id"], "error": {"code": -32600, "message": "bad turn"}})
+    with pytest.raises(RpcError, match="turn/start: bad turn"):
+        await pending
+
+
+async def test_notifications_reach_their_thread_only(pair: tuple[RpcSession, FakePeer]) -> None:
+    session, peer = pair
+    mine = session.subscribe("t1")
+    peer.say({"method": "item/agentMessage/delta", "params": {"threadId": "t2", "delta": "other"}})
+    peer.say({"method": "account/rateLimits/updated", "params": {}})
+    peer.say({"method": "item/agentMessage/delta", "params": {"threadId": "t1", "delta": "mine"}})
+    message = await asyncio.wait_for(mine.get(), 1)
+    assert message["params"]["delta"] == "mine" and mine.empty()
+
+
+@pytest.mark.parametrize(
+    ("method", "answer"),
+    [
+        ("item/commandExecution/requestApproval", {"decision": "decline"}),
+        ("item/fileChange/requestApproval", {"decision": "decline"}),
+        ("item/tool/requestUserInput", {"answers": {}}),
+        ("mcpServer/elicitation/request", {"action": "decline"}),
+        ("execCommandApproval", {"decision": "denied"}),
+    ],
+)
+async def test_server_requests_are_refused_at_once(
+    pair: tuple[RpcSession, FakePeer], method: str, answer: dict
+) -> None:
+    _, peer = pair
+    peer.say({"id": "srv-1", "method": method, "params": {"threadId": "t1"}})
+    assert await asyncio.wait_for(peer.sent.get(), 1) == {"id": "srv-1", "result": answer}
+
+
+async def test_unknown_server_requests_still_get_an_answer(pair: tuple[RpcSession, FakePeer]) -> None:
+    _, peer = pair
+    peer.say({"id": 7, "method": "account/chatgptAuthTokens/refresh", "params": {}})
+    reply = await asyncio.wait_for(peer.sent.get(), 1)
+    assert reply["id"] == 7 and "not available" in reply["error"]["message"]
+
+
+async def test_server_exit_fails_pending_requests_and_wakes_threads(pair: tuple[RpcSession, FakePeer]) -> None:
+    session, peer = pair
+    queue = session.subscribe("t1")
+    pending = asyncio.create_task(session.request("turn/start", {}))
+    await peer.sent.get()
+    peer.hang_up()
+    with pytest.raises(SessionClosed):
+        await pending
+    assert await asyncio.wait_for(queue.get(), 1) is None
+    with pytest.raises(SessionClosed):
+        await session.request("thread/start", {})
+
+
+async def test_garbage_lines_are_skipped(pair: tuple[RpcSession, FakePeer]) -> None:
+    session, peer = pair
+    pending = asyncio.create_task(session.request("initialize", {}))
+    sent = await peer.sent.get()
+    peer.to_session.feed_data(b"not json\n[1, 2]\n")
+    peer.say({"id": sent["id"], "result": {"ok": True}})
+    assert await pending == {"ok": True}
