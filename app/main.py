@@ -62,7 +62,7 @@ def find_codex(settings: Settings, base_env: dict[str, str]) -> tuple[CodexBinar
 def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env)
-    wait = min(settings.codex_timeout, 30.0)
+    wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
     return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
 
 

@@ -52,8 +52,8 @@ def start_gateway(provider: FakeProvider, workdir: Path, tmp_path: Path) -> Iter
     """Start a gateway with its own CODEX_HOME and settings: `start_gateway(CODEX_TIMEOUT="2")`."""
     stack = []
 
-    def start(**settings: str) -> RunningGateway:
-        home = write_codex_home(tmp_path / f"home{len(stack)}", provider.base_url)
+    def start(codex_config: dict | None = None, **settings: str) -> RunningGateway:
+        home = write_codex_home(tmp_path / f"home{len(stack)}", provider.base_url, **(codex_config or {}))
         manager = run_gateway(home, workdir, tmp_path / f"gateway{len(stack)}.log", **settings)
         stack.append(manager)
         return manager.__enter__()

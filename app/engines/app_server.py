@@ -176,6 +176,7 @@ class Worker:
         self.process: asyncio.subprocess.Process | None = None
         self.session: RpcSession | None = None
         self.ready = asyncio.Event()
+        self.settled = asyncio.Event()  # its first start has succeeded or failed
         self.active = 0
         self.last_error = ""
 
@@ -237,9 +238,10 @@ class AppServerPool:
         self._supervisors: list[asyncio.Task[None]] = []
 
     async def start(self, wait: float = _HANDSHAKE_TIMEOUT) -> None:
+        """Start every worker; return once each has started or failed its first start (a readiness gate)."""
         self._supervisors = [asyncio.create_task(self._supervise(w)) for w in self.workers]
-        with contextlib.suppress(PoolUnavailable):
-            await self.acquire(wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(w.settled.wait() for w in self.workers)), wait)
 
     def healthy(self) -> int:
         return sum(worker.ready.is_set() for worker in self.workers)
@@ -269,6 +271,7 @@ class AppServerPool:
                 await worker.spawn()
             except (OSError, TimeoutError, SessionClosed, RpcError) as exc:
                 worker.last_error = f"cannot start codex app-server: {exc}"
+                worker.settled.set()
                 log.warning("app-server worker %d: %s", worker.index, worker.last_error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -276,6 +279,7 @@ class AppServerPool:
             started = loop.time()
             worker.last_error = ""
             worker.ready.set()
+            worker.settled.set()
             code = await worker.exited()
             worker.ready.clear()
             if self._stopping:
