@@ -132,10 +132,12 @@ def test_gateway_secrets_stay_out_of_codex_environment(
     headers = {"Authorization": "Bearer sk-gateway-secret"}
     worker = post_in_background(f"{gateway.base_url}/v1/chat/completions", body, timeout=3, headers=headers)
     assert wait_for(seen(provider, marker))
-    processes = codex_processes(gateway.codex_home, pool=True)
-    assert processes
-    for pid in processes:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    environs = []
+    for pid in codex_processes(gateway.codex_home, pool=True):
+        with contextlib.suppress(FileNotFoundError):  # a short-lived helper may be gone already
+            environs.append(Path(f"/proc/{pid}/environ").read_bytes())
+    assert environs
+    for environ in environs:
         assert b"sk-gateway-secret" not in environ
         assert b"PROXY_API_KEY" not in environ
     worker.join(10)
