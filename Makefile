@@ -15,7 +15,7 @@ test: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m pytest
 
 bench: $(DEV_STAMP) $(CODEX_STAMP)
-	$(PY) -m bench.latency
+	$(PY) -m bench.engines
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check app tests bench

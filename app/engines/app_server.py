@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.codex_cli import CodexBinary, kill_group
-from app.engines.chat_mode import CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
 from app.turn import (
@@ -65,7 +65,7 @@ def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, An
 
 def thread_params(turn: Turn) -> dict[str, Any]:
     policy = turn.policy
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = dict(BASE_CONFIG)
     if policy.network_access is not None:
         config["sandbox_workspace_write.network_access"] = policy.network_access
     if policy.hide_reasoning:

@@ -17,7 +17,7 @@ from typing import Any
 import tomli_w
 
 from app.codex_cli import CodexBinary, kill_group
-from app.engines.chat_mode import CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.turn import (
     Completed,
     Failed,
@@ -78,6 +78,8 @@ def build_argv(binary: CodexBinary, turn: Turn, chat_instructions: Path | None =
         "-c",
         toml_override("model_reasoning_effort", policy.reasoning_effort),
     ]
+    for key, value in BASE_CONFIG.items():
+        argv += ["-c", toml_override(key, value)]
     if policy.network_access is not None:  # a dotted key: the rest of sandbox_workspace_write stays as configured
         argv += ["-c", toml_override("sandbox_workspace_write.network_access", policy.network_access)]
     if policy.mode == "chat":  # the closest exec allows to the app-server's chat threads

@@ -34,7 +34,7 @@ def test_thread_params_carry_the_policy() -> None:
     params = thread_params(turn)
     assert params["sandbox"] == "read-only" and params["approvalPolicy"] == "never" and params["ephemeral"]
     assert params["cwd"] == "/w" and params["model"] == "gpt-5.5" and params["developerInstructions"] == "dev"
-    assert "environments" not in params and params["config"] == {}
+    assert "environments" not in params and params["config"] == {"features.shell_snapshot": False}
     assert turn_params("t", "q", turn) == {"threadId": "t", "input": [{"type": "text", "text": "q"}], "effort": "high"}
 
 

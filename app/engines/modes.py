@@ -1,10 +1,15 @@
-"""Chat mode: Codex as a plain model, with no shell, workspace, tools or agent prompt (both engines use this)."""
+"""Configuration every gateway turn gets, and chat mode: Codex as a plain model (both engines use these)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# Measured on Codex 0.169 against the fake provider: the prompt shrinks from ~21 KB to ~0.6 KB and 9 tools to 2
+# Every turn: no per-thread shell snapshot. Each one starts a login shell that lingers; measured on a warm
+# app-server, 60 agent threads left 150 processes and 600 MB behind with it, 1 process and ~190 MB without.
+# Commands still run in a login shell (`bash -lc`), so profile settings still apply.
+BASE_CONFIG: dict[str, Any] = {"features.shell_snapshot": False}
+
+# Chat mode, measured on Codex 0.169 against the fake provider: the prompt shrinks from ~21 KB to ~0.6 KB, 9 tools to 2
 # (request_user_input and view_image cannot be switched off; the gateway declines the first, the second has no files).
 CHAT_BASE_INSTRUCTIONS = "You are a helpful assistant."
 _FEATURES_OFF = (
