@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from app.api import chat, health, models
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
-from app.catalog import discover
+from app.catalog import Catalog, discover
 from app.codex_cli import CodexBinary, CodexMissing, child_environment, locate_codex, probe_version
 from app.codex_home import prepare_codex_home
 from app.config import ConfigError, Settings, load_settings
@@ -22,10 +22,12 @@ from app.engines.app_server import AppServerEngine
 from app.engines.base import Engine
 from app.engines.exec import ExecEngine
 from app.engines.protocol import ProtocolDrift, check_protocol
-from app.errors import install_error_handlers
+from app.errors import ApiError, install_error_handlers
 from app.executor import Executor
 from app.gateway import Gateway
+from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
+from app.turn import Turn
 
 log = logging.getLogger("codex_wrapper")
 
@@ -57,6 +59,16 @@ def find_codex(settings: Settings, base_env: dict[str, str]) -> tuple[CodexBinar
         except ProtocolDrift as exc:
             raise ConfigError(str(exc)) from None
     return binary, env, ""
+
+
+async def prewarm_defaults(engine: Engine, settings: Settings, providers: ProviderResolver, catalog: Catalog) -> None:
+    """Let the engine prepare for a request that names the first model and leaves everything else default."""
+    model = catalog.models[0]
+    try:
+        policy = resolve_policy(settings, providers, model, XCodex())
+    except ApiError:  # e.g. a remote provider under CODEX_LOCAL_ONLY: such requests are refused anyway
+        return
+    await engine.prewarm(Turn(model.id, (), policy))
 
 
 def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
@@ -97,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 turn_timeout=settings.codex_timeout,
             )
             await executor.engine.start()
+            await prewarm_defaults(executor.engine, settings, providers, catalog)
         app.state.gateway = Gateway(settings, codex_home, providers, binary, missing, catalog, executor, limiter)
         yield
         if executor is not None:

@@ -94,8 +94,8 @@ class RunningGateway:
     def client(self, api_key: str = "unused", **kwargs: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0, **kwargs)
 
-    def http(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+    def http(self, timeout: float = 30, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=timeout, **kwargs)
 
     def stream_chat_lines(self, content: str, **extra: object) -> tuple[int, list[str]]:
         """POST a streaming chat request with plain httpx; the status and the non-empty SSE lines."""

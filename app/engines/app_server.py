@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -40,26 +41,23 @@ class PoolUnavailable(Exception):
     """No app-server worker became ready in time."""
 
 
-def developer_instructions(messages: tuple[Message, ...]) -> str | None:
-    text = "\n\n".join(m.text for m in messages if m.role in ("system", "developer") and m.text)
-    return text or None
+def _item(role: str, text: str) -> dict[str, Any]:
+    part = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": part, "text": text}]}
 
 
 def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], str]:
-    """Earlier user/assistant turns as Responses items, and the last user message as the turn's input."""
+    """The request's instructions and earlier turns as Responses items, and the last user message as input.
+
+    Instructions travel as an injected developer message (not thread/start's developerInstructions), so a thread
+    started ahead of the request fits any conversation.
+    """
+    instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer") and m.text)
     turns = [m for m in messages if m.role in ("user", "assistant")]
     last_user = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
     prompt = turns[last_user].text if last_user is not None else ""
-    earlier = [m for i, m in enumerate(turns) if i != last_user]
-    items = [
-        {
-            "type": "message",
-            "role": m.role,
-            "content": [{"type": "input_text" if m.role == "user" else "output_text", "text": m.text}],
-        }
-        for m in earlier
-        if m.text
-    ]
+    items = [_item("developer", instructions)] if instructions else []
+    items += [_item(m.role, m.text) for i, m in enumerate(turns) if i != last_user and m.text]
     return items, prompt
 
 
@@ -77,7 +75,6 @@ def thread_params(turn: Turn) -> dict[str, Any]:
         "sandbox": policy.sandbox,
         "approvalPolicy": "never",
         "ephemeral": True,
-        "developerInstructions": developer_instructions(turn.messages),
     }
     if policy.mode == "chat":
         config.update(CHAT_CONFIG)
@@ -301,18 +298,80 @@ class AppServerPool:
         await asyncio.gather(*(w.terminate() for w in self.workers), return_exceptions=True)
 
 
+class SpareThreads:
+    """Threads started ahead of requests, one per (worker session, thread parameters), so a request skips
+    thread/start. The most recent `max_shapes` parameter sets are kept; older spares are released."""
+
+    def __init__(self, max_shapes: int = 16) -> None:
+        self.max_shapes = max_shapes
+        self._spares: dict[tuple[int, str], tuple[RpcSession, str]] = {}
+        self._starting: set[tuple[int, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def key(session: RpcSession, params: dict[str, Any]) -> tuple[int, str]:
+        return id(session), json.dumps(params, sort_keys=True)
+
+    def take(self, session: RpcSession, params: dict[str, Any]) -> str | None:
+        """A ready thread for these parameters (and start its successor), or None."""
+        key = self.key(session, params)
+        spare = self._spares.pop(key, None)
+        self.fill(session, params)
+        if spare is None or spare[0] is not session or session.closed.is_set():
+            return None
+        return spare[1]
+
+    def fill(self, session: RpcSession, params: dict[str, Any]) -> None:
+        key = self.key(session, params)
+        if key in self._spares or key in self._starting or session.closed.is_set():
+            return
+        self._starting.add(key)
+        task = asyncio.create_task(self._start(session, params, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, session: RpcSession, params: dict[str, Any], key: tuple[int, str]) -> None:
+        try:
+            thread = await session.request("thread/start", params)
+        except (SessionClosed, RpcError) as exc:
+            log.debug("spare thread not started: %s", exc)
+            return
+        finally:
+            self._starting.discard(key)
+        self._spares[key] = (session, str(thread["thread"]["id"]))
+        while len(self._spares) > self.max_shapes:
+            oldest = next(iter(self._spares))
+            old_session, old_thread = self._spares.pop(oldest)
+            with contextlib.suppress(SessionClosed, RpcError):
+                await old_session.request("thread/unsubscribe", {"threadId": old_thread})
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class AppServerEngine:
     name = "app-server"
 
     def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, workers: int, wait: float) -> None:
         self.pool = AppServerPool(binary, env, cwd, workers)
         self.wait = wait
+        self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    async def prewarm(self, turn: Turn) -> None:
+        """Start a spare thread on every ready worker for requests shaped like `turn` (the server defaults)."""
+        params = thread_params(turn)
+        for worker in self.pool.workers:
+            if worker.ready.is_set() and worker.session is not None:
+                self.spares.fill(worker.session, params)
 
     async def start(self) -> None:
         await self.pool.start()
 
     async def stop(self) -> None:
+        await self.spares.stop()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self.pool.stop()
@@ -336,8 +395,10 @@ class AppServerEngine:
         turn_id: str | None = None
         finished = False
         try:
-            thread = await session.request("thread/start", thread_params(turn))
-            thread_id = str(thread["thread"]["id"])
+            params = thread_params(turn)
+            thread_id = self.spares.take(session, params)
+            if thread_id is None:
+                thread_id = str((await session.request("thread/start", params))["thread"]["id"])
             queue = session.subscribe(thread_id)
             history, prompt = split_conversation(turn.messages)
             if history:

@@ -15,6 +15,10 @@ class Engine(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def prewarm(self, turn: Turn) -> None:
+        """Prepare ahead for requests shaped like `turn` (the server's defaults); may do nothing."""
+        ...
+
     def ready(self) -> bool:
         """Whether a turn could start now."""
         ...

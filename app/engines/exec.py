@@ -167,6 +167,9 @@ class ExecEngine:
         if self.chat_instructions is not None:
             self.chat_instructions.unlink(missing_ok=True)
 
+    async def prewarm(self, turn: Turn) -> None:
+        return None  # nothing outlives a turn here
+
     def ready(self) -> bool:
         return True
 

@@ -28,7 +28,7 @@ NOTIFICATIONS = {
 }
 PARAMS = {
     "v2/ThreadStartParams.json": {
-        "model", "cwd", "sandbox", "approvalPolicy", "ephemeral", "developerInstructions", "baseInstructions",
+        "model", "cwd", "sandbox", "approvalPolicy", "ephemeral", "baseInstructions",
         "config", "environments", "dynamicTools",
     },
     "v2/TurnStartParams.json": {"threadId", "input", "effort", "summary"},

@@ -61,17 +61,16 @@ def test_stream_disconnect_ends_the_turn(start_gateway: StartGateway, provider: 
     gateway = start_gateway(CODEX_ENGINE=engine)
     marker = provider.script(f"slow-stream-{engine}", Script(deltas=["tick "] * 400, delay=0.05, reasoning=["r"]))
     closed_before = provider.connections_closed
+    body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}], "stream": True}
+    # app-server streams at once; exec has nothing to send before its answer, so the client gives up waiting
     with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}], "stream": True},
-        ) as response,
+        contextlib.suppress(httpx.ReadTimeout),
+        gateway.http(timeout=3) as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
     ):
         assert response.status_code == 200
         next(response.iter_lines())  # the stream began
-        assert codex_processes(gateway.codex_home) or engine == "app-server"
+    assert seen(provider, marker)()
     assert wait_no_codex(gateway.codex_home) == []
     assert wait_for(lambda: provider.connections_closed > closed_before)
 

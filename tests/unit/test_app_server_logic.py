@@ -24,6 +24,7 @@ def test_history_is_structured_and_the_last_user_message_is_the_input() -> None:
     items, prompt = split_conversation(messages)
     assert prompt == "three"
     assert items == [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "be brief"}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "one"}]},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "two"}]},
     ]
@@ -33,7 +34,7 @@ def test_thread_params_carry_the_policy() -> None:
     turn = Turn("gpt-5.5", (Message("developer", "dev"), Message("user", "q")), POLICY)
     params = thread_params(turn)
     assert params["sandbox"] == "read-only" and params["approvalPolicy"] == "never" and params["ephemeral"]
-    assert params["cwd"] == "/w" and params["model"] == "gpt-5.5" and params["developerInstructions"] == "dev"
+    assert params["cwd"] == "/w" and params["model"] == "gpt-5.5" and "developerInstructions" not in params
     assert "environments" not in params and params["config"] == {"features.shell_snapshot": False}
     assert turn_params("t", "q", turn) == {"threadId": "t", "input": [{"type": "text", "text": "q"}], "effort": "high"}
 
