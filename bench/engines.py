@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,11 +26,13 @@ from app.engines.refusals import refuse
 from app.engines.rpc import RpcSession
 from app.turn import Message, RunPolicy, Turn
 from bench.latency import time_exec
-from tests.fakes.provider import FakeProvider, Script
-from tests.harness import FAKE_MODEL, clean_environment, codex_processes, run_gateway, write_codex_home
+from tests.harness import FAKE_MODEL, REPO, clean_environment, codex_processes, run_gateway, write_codex_home
 
 DELTAS = [f"tok{n} " for n in range(20)]
 CONCURRENCY = (1, 4, 8)
+# Throughput is measured against a model that takes time (20 deltas 10 ms apart, ~200 ms a reply), as real ones do:
+# with an instant fake model every row is bound by the two CPU cores, not by how well turns overlap.
+PACED = "bench SCRIPT:paced"
 
 
 @dataclass
@@ -120,8 +124,13 @@ async def measure_gateway(row: Row, base_url: str, requests: int) -> None:
             row.ttft.append((first or time.perf_counter()) - start)
             row.stream_total.append(time.perf_counter() - start)
             row.deltas = deltas
+        paced = {**body, "messages": [{"role": "user", "content": PACED}]}
+
+        async def paced_one() -> None:
+            (await client.post("/v1/chat/completions", json=paced)).raise_for_status()
+
         for concurrency in CONCURRENCY:
-            row.rps[concurrency] = await throughput(one, concurrency, requests * 2)
+            row.rps[concurrency] = await throughput(paced_one, concurrency, requests * 2)
 
 
 async def measure_floor(row: Row, codex: Path, env: dict[str, str], workdir: Path, requests: int) -> None:
@@ -139,11 +148,11 @@ async def measure_floor(row: Row, codex: Path, env: dict[str, str], workdir: Pat
     policy = RunPolicy("read-only", "medium", False, workdir, mode=row.mode)
     turn = Turn(FAKE_MODEL, (Message("user", "bench"),), policy)
 
-    async def one(stream_stats: list[float] | None = None) -> None:
+    async def one(stream_stats: list[float] | None = None, prompt: str = "bench") -> None:
         start = time.perf_counter()
         thread_id = (await session.request("thread/start", thread_params(turn)))["thread"]["id"]
         queue = session.subscribe(thread_id)
-        await session.request("turn/start", turn_params(thread_id, "bench", turn))
+        await session.request("turn/start", turn_params(thread_id, prompt, turn))
         first, deltas = None, 0
         while True:
             message = await queue.get()
@@ -171,7 +180,7 @@ async def measure_floor(row: Row, codex: Path, env: dict[str, str], workdir: Pat
             row.stream_total.append(stats[1])
             row.deltas = int(stats[2])
         for concurrency in CONCURRENCY:
-            row.rps[concurrency] = await throughput(one, concurrency, requests * 2)
+            row.rps[concurrency] = await throughput(lambda: one(prompt=PACED), concurrency, requests * 2)
     row.peak_mb = memory.peak
     proc.stdin.close()
     await session.close()
@@ -204,20 +213,28 @@ def print_table(rows: list[Row], floors: dict[str, Row]) -> None:
             + "".join(f"{row.rps.get(c, float('nan')):8.1f}" for c in CONCURRENCY)
             + f"{row.peak_mb:8.0f}"
         )
-    print("times in ms; ttft = time to first token (streaming); rps = requests/s at that concurrency")
+    print("times in ms against an instant fake model; ttft = time to first token (streaming); rps = requests/s")
+    print("at that concurrency against a fake model that takes ~200 ms a reply; peakMB = gateway + Codex processes")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20)
     args = parser.parse_args()
-    provider = FakeProvider().start()
-    provider.script("default", Script(deltas=DELTAS))
+    # the fake model runs in its own process, so it does not share the benchmark client's interpreter
+    provider = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.serve", f"default={len(DELTAS)}x0", f"paced={len(DELTAS)}x0.01"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert provider.stdout is not None
+    base_url = provider.stdout.readline().decode().strip()
     rows: list[Row] = []
     floors: dict[str, Row] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        home = write_codex_home(root / "home", provider.base_url)
+        home = write_codex_home(root / "home", base_url)
         workdir = root / "work"
         workdir.mkdir()
         codex = locate_codex(Settings(_env_file=None, codex_workdir=workdir))
@@ -238,7 +255,7 @@ def main() -> None:
         raw = Row("raw codex exec (by hand)", "agent")
         raw.latency = time_exec(str(codex.path), home, workdir, args.requests)
         rows.append(raw)
-    provider.stop()
+    provider.communicate(b"")
     print_table(rows, floors)
     best = next(r for r in rows if r.name == "gateway app-server" and r.mode == "chat")
     print(f"throughput at concurrency 8 vs 1 worker/1 turn: {best.rps[8] / single.rps[8]:.2f}x")

@@ -299,36 +299,48 @@ class AppServerPool:
 
 
 class SpareThreads:
-    """Threads started ahead of requests, one per (worker session, thread parameters), so a request skips
-    thread/start. The most recent `max_shapes` parameter sets are kept; older spares are released."""
+    """Threads started ahead of requests, `depth` per (worker session, thread parameters), so a request skips
+    thread/start; two deep, so back-to-back requests still find one while its successor starts. The most
+    recent `max_shapes` parameter sets are kept; older spares are released."""
 
-    def __init__(self, max_shapes: int = 16) -> None:
+    def __init__(self, depth: int = 2, max_shapes: int = 16) -> None:
+        self.depth = depth
         self.max_shapes = max_shapes
-        self._spares: dict[tuple[int, str], tuple[RpcSession, str]] = {}
-        self._starting: set[tuple[int, str]] = set()
+        self._spares: dict[tuple[int, str], list[str]] = {}
+        self._sessions: dict[tuple[int, str], RpcSession] = {}
+        self._starting: dict[tuple[int, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.hits = 0
+        self.misses = 0
 
     @staticmethod
     def key(session: RpcSession, params: dict[str, Any]) -> tuple[int, str]:
         return id(session), json.dumps(params, sort_keys=True)
 
     def take(self, session: RpcSession, params: dict[str, Any]) -> str | None:
-        """A ready thread for these parameters (and start its successor), or None."""
+        """A ready thread for these parameters, or None; `fill` starts successors once the turn is over."""
         key = self.key(session, params)
-        spare = self._spares.pop(key, None)
-        self.fill(session, params)
-        if spare is None or spare[0] is not session or session.closed.is_set():
+        if self._sessions.get(key) not in (None, session):  # a dead worker's spares under a recycled id
+            self._spares.pop(key, None)
+            self._sessions.pop(key, None)
+        spares = self._spares.get(key)
+        if not spares or session.closed.is_set():
+            self.misses += 1
             return None
-        return spare[1]
+        self.hits += 1
+        return spares.pop()
 
     def fill(self, session: RpcSession, params: dict[str, Any]) -> None:
+        """Start threads until `depth` are ready or starting for these parameters."""
         key = self.key(session, params)
-        if key in self._spares or key in self._starting or session.closed.is_set():
+        if session.closed.is_set():
             return
-        self._starting.add(key)
-        task = asyncio.create_task(self._start(session, params, key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        missing = self.depth - len(self._spares.get(key, ())) - self._starting.get(key, 0)
+        for _ in range(missing):
+            self._starting[key] = self._starting.get(key, 0) + 1
+            task = asyncio.create_task(self._start(session, params, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _start(self, session: RpcSession, params: dict[str, Any], key: tuple[int, str]) -> None:
         try:
@@ -337,13 +349,18 @@ class SpareThreads:
             log.debug("spare thread not started: %s", exc)
             return
         finally:
-            self._starting.discard(key)
-        self._spares[key] = (session, str(thread["thread"]["id"]))
+            self._starting[key] -= 1
+        self._sessions[key] = session
+        self._spares.setdefault(key, []).append(str(thread["thread"]["id"]))
+        await self._forget_oldest()
+
+    async def _forget_oldest(self) -> None:
         while len(self._spares) > self.max_shapes:
             oldest = next(iter(self._spares))
-            old_session, old_thread = self._spares.pop(oldest)
-            with contextlib.suppress(SessionClosed, RpcError):
-                await old_session.request("thread/unsubscribe", {"threadId": old_thread})
+            session = self._sessions.pop(oldest)
+            for thread_id in self._spares.pop(oldest):
+                with contextlib.suppress(SessionClosed, RpcError):
+                    await session.request("thread/unsubscribe", {"threadId": thread_id})
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -377,7 +394,7 @@ class AppServerEngine:
         await self.pool.stop()
 
     def status(self) -> str:
-        return self.pool.status()
+        return f"{self.pool.status()}; spare threads used {self.spares.hits}, missed {self.spares.misses}"
 
     def ready(self) -> bool:
         return self.pool.healthy() > 0
@@ -423,6 +440,7 @@ class AppServerEngine:
             worker.active -= 1
             if thread_id is not None:
                 session.unsubscribe(thread_id)
+                self.spares.fill(session, params)  # after the turn, not beside it: two cores are few
                 task = asyncio.create_task(self._release(session, thread_id, None if finished else turn_id))
                 self._cleanups.add(task)
                 task.add_done_callback(self._cleanups.discard)

@@ -1,0 +1,25 @@
+"""Run the fake provider in its own process (for benchmarks): prints its base URL, serves until stdin closes.
+
+`python -m tests.fakes.serve paced=20x0.01` registers extra scripts: name=DELTASxDELAY.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tests.fakes.provider import FakeProvider, Script
+
+
+def main() -> None:
+    provider = FakeProvider().start()
+    for spec in sys.argv[1:]:
+        name, _, shape = spec.partition("=")
+        count, _, delay = shape.partition("x")
+        provider.script(name, Script(deltas=[f"tok{n} " for n in range(int(count))], delay=float(delay or 0)))
+    print(provider.base_url, flush=True)
+    sys.stdin.read()
+    provider.stop()
+
+
+if __name__ == "__main__":
+    main()
