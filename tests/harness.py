@@ -71,7 +71,7 @@ def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
             continue
         if state == "Z" or marker not in environ.split(b"\0"):
             continue
-        if pool or argv[1:3] != [b"app-server", b""]:
+        if pool or argv[1:2] != [b"app-server"]:
             found.append(int(entry.name))
     return found
 

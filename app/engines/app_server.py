@@ -32,6 +32,9 @@ log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024
 _HANDSHAKE_TIMEOUT = 30.0
 _BACKOFF_START, _BACKOFF_MAX, _STABLE_AFTER = 0.5, 30.0, 30.0
+# Unload a thread as soon as its last subscriber leaves. Codex's default delay keeps every finished thread in
+# memory for a while: measured, +0.8 MB per request (2 GB after 2000); with 0 the workers stay flat.
+WORKER_ARGS = ("app-server", "-c", "thread_unload_delay_secs=0")
 CLIENT_INFO = {"name": "codex-wrapper", "title": "Codex-Wrapper", "version": "0.1.0"}
 
 _RATE_LIMIT_INFOS = ("usageLimitExceeded", "rateLimitExceeded")
@@ -180,7 +183,7 @@ class Worker:
     async def spawn(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             str(self.binary.path),
-            "app-server",
+            *WORKER_ARGS,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,

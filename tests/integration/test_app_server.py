@@ -125,7 +125,7 @@ def test_a_pool_that_cannot_start_is_not_ready(
     broken = tmp_path / "codex"
     broken.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = "app-server" ] && [ -z "$2" ]; then echo "no app-server today" >&2; exit 3; fi\n'
+        'if [ "$1" = "app-server" ] && [ "$2" != "generate-json-schema" ]; then echo "no app-server" >&2; exit 3; fi\n'
         f'exec "{real}" "$@"\n'
     )
     broken.chmod(0o755)
