@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     codex_max_parallel_requests: int = Field(2, ge=1)
     codex_max_queue: int = Field(32, ge=0)
     codex_queue_timeout_seconds: float = Field(30.0, gt=0)
+    codex_data_dir: Path = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "codex-wrapper"
+    codex_responses_ttl_days: float = Field(30.0, ge=0)
     codex_env_file: str = ".env"
     codex_model: Annotated[str | None, NoDecode] = None
 
@@ -138,6 +140,7 @@ def _absolute_paths(settings: Settings) -> Settings:
         "codex_workdir": settings.codex_workdir.expanduser().resolve(),
         "codex_wrapper_profile_dir": settings.codex_wrapper_profile_dir.expanduser().resolve(),
     }
+    updates["codex_data_dir"] = settings.codex_data_dir.expanduser().resolve()
     for name in ("codex_config_dir", "codex_isolated_home_dir"):
         if getattr(settings, name) is not None:
             updates[name] = getattr(settings, name).expanduser().resolve()

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
 from app.provider import ProviderResolver
+from app.store import ResponseStore
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Gateway:
     catalog: Catalog
     executor: Executor | None
     limiter: RateLimiter
+    store: ResponseStore | None = None
 
     def require_codex(self) -> Executor:
         if self.executor is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from app.api import chat, health, models
+from app.api import chat, health, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import Catalog, discover
@@ -27,6 +28,7 @@ from app.executor import Executor
 from app.gateway import Gateway
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
+from app.store import ResponseStore
 from app.turn import Turn
 
 log = logging.getLogger("codex_wrapper")
@@ -71,6 +73,14 @@ async def prewarm_defaults(engine: Engine, settings: Settings, providers: Provid
     await engine.prewarm(Turn(model.id, (), policy))
 
 
+def open_store(settings: Settings) -> ResponseStore:
+    path = settings.codex_data_dir / "responses.sqlite3"
+    try:
+        return ResponseStore(path, settings.codex_responses_ttl_days)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the response store {path}: {exc}") from None
+
+
 def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env)
@@ -95,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.api_keys and not is_loopback_host(settings.host):
         log.warning("listening on %s without PROXY_API_KEY: anyone who can reach it can run Codex", settings.host)
     binary, env, missing = find_codex(settings, providers.codex_env)
+    store = open_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await executor.engine.start()
             await prewarm_defaults(executor.engine, settings, providers, catalog)
-        app.state.gateway = Gateway(settings, codex_home, providers, binary, missing, catalog, executor, limiter)
+        app.state.gateway = Gateway(settings, codex_home, providers, binary, missing, catalog, executor, limiter, store)
         yield
         if executor is not None:
             await executor.drain()
@@ -123,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _client_gone(_request: object, _exc: ClientGone) -> Response:
         return Response(status_code=499)
 
-    for module in (health, models, chat):
+    for module in (health, models, chat, responses):
         app.include_router(module.router)
     return app
 

@@ -127,6 +127,7 @@ def resolve_policy(
     *,
     requested_effort: str | None = None,
     effort_param: str = "reasoning_effort",
+    reasoning_summary: str | None = None,
 ) -> RunPolicy:
     """The one place that decides what Codex may do for a request."""
     sandbox = x_codex.sandbox or settings.codex_sandbox_mode
@@ -158,4 +159,5 @@ def resolve_policy(
         hide_reasoning=hide,
         cwd=cwd,
         mode=x_codex.mode or settings.codex_mode,
+        reasoning_summary=None if hide else reasoning_summary,
     )

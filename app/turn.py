@@ -26,6 +26,7 @@ class RunPolicy:
     cwd: Path
     network_access: bool | None = None  # None: as config.toml says (only for workspace-write)
     mode: str = "agent"  # agent: Codex with its shell and workspace; chat: a plain model, no tools
+    reasoning_summary: str | None = None  # auto | concise | detailed | none; None: Codex's default
 
 
 @dataclass(frozen=True)

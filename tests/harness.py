@@ -116,6 +116,7 @@ def run_gateway(codex_home: Path, workdir: Path, log_path: Path, **settings: str
         "CODEX_CONFIG_DIR": str(codex_home),
         "CODEX_WORKDIR": str(workdir),
         "CODEX_WRAPPER_PROFILE_DIR": str(no_profile),
+        "CODEX_DATA_DIR": str(log_path.parent / f"{log_path.stem}-data"),
         "HOST": "127.0.0.1",
         "PORT": str(port),
     }

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from app.api.streaming import SSE_HEADERS, first_event, sse, until_disconnect
+from app.api.streaming import SSE_HEADERS, sse, until_disconnect
+from app.api.turns import ignored_header, start_turn
 from app.errors import ApiError, failure_error, invalid
 from app.gateway import Gateway, authorized
-from app.policy import parse_x_codex, resolve_policy
-from app.turn import Completed, Failed, Message, TextDelta, Turn, TurnEvent, Usage, UsageReport
+from app.turn import Completed, Failed, Message, TextDelta, TurnEvent, Usage, UsageReport
 
 router = APIRouter()
 
@@ -204,20 +204,15 @@ async def collect(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> tuple[s
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
     ignored = check_params(body.model_extra or {})
     messages = to_messages(body.messages)
-    x_codex = parse_x_codex(body.x_codex)
-    model, alias_effort = gateway.catalog.resolve(body.model)
-    requested_effort = body.reasoning_effort if body.reasoning_effort is not None else alias_effort
-    policy = resolve_policy(gateway.settings, gateway.providers, model, x_codex, requested_effort=requested_effort)
-    turn = Turn(model=model.id, messages=messages, policy=policy)
-    executor = gateway.require_codex()
-    events = executor.events(turn)
-    headers = {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}
-    first = await first_event(request, events)
+    started = await start_turn(
+        gateway, request, body.model, messages, body.x_codex, requested_effort=body.reasoning_effort
+    )
+    headers = ignored_header(ignored)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = stream_chunks(ChunkWriter(body.model), first, events, include_usage)
+        chunks = stream_chunks(ChunkWriter(body.model), started.first, started.events, include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    text, usage = await until_disconnect(request, collect(first, events))
+    text, usage = await until_disconnect(request, collect(started.first, started.events))
     completion = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",

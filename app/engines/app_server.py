@@ -94,6 +94,8 @@ def turn_params(thread_id: str, prompt: str, turn: Turn) -> dict[str, Any]:
     }
     if turn.policy.hide_reasoning:
         params["summary"] = "none"
+    elif turn.policy.reasoning_summary is not None:
+        params["summary"] = turn.policy.reasoning_summary
     return params
 
 

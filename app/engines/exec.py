@@ -90,6 +90,8 @@ def build_argv(binary: CodexBinary, turn: Turn, chat_instructions: Path | None =
     if policy.hide_reasoning:
         argv += ["-c", toml_override("hide_agent_reasoning", True)]
         argv += ["-c", toml_override("model_reasoning_summary", "none")]
+    elif policy.reasoning_summary is not None:
+        argv += ["-c", toml_override("model_reasoning_summary", policy.reasoning_summary)]
     argv.append("-")  # the prompt comes on stdin
     return argv
 

@@ -1,0 +1,159 @@
+"""The Responses API object and its streaming events, built from TurnEvents (one builder for both forms)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from app.errors import failure_error
+from app.turn import Failed, FailureKind, Usage
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class ResponseBuilder:
+    """Accumulates output items; every method returns the stream events its step produces, numbered."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.id = new_id("resp")
+        self.created_at = int(time.time())
+        self.fields = fields  # model, instructions, metadata, … as the request set them
+        self.output: list[dict[str, Any]] = []
+        self.status = "in_progress"
+        self.error: dict[str, Any] | None = None
+        self.usage: Usage | None = None
+        self.failure: Failed | None = None
+        self._open: dict[str, Any] | None = None  # the output item being streamed
+        self._sequence = 0
+
+    def response(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": self.status,
+            "error": self.error,
+            "incomplete_details": None,
+            "output": self.output,
+            "usage": usage_body(self.usage) if self.usage else None,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            **self.fields,
+        }
+
+    def text(self) -> str:
+        return "".join(part["text"] for item in self.output if item["type"] == "message" for part in item["content"])
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return event
+
+    def start(self) -> list[dict[str, Any]]:
+        return [
+            self._event("response.created", response=self.response()),
+            self._event("response.in_progress", response=self.response()),
+        ]
+
+    def _open_item(self, kind: str) -> list[dict[str, Any]]:
+        events = self._close_item()
+        index = len(self.output)
+        if kind == "message":
+            item: dict[str, Any] = {
+                "id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant", "content": [],
+            }  # fmt: skip
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            events.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
+            item["content"] = [part]
+            events.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=dict(part),
+                )
+            )
+        else:
+            item = {"id": new_id("rs"), "type": "reasoning", "summary": []}
+            part = {"type": "summary_text", "text": ""}
+            events.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
+            item["summary"] = [part]
+            events.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part=dict(part),
+                )
+            )
+        self.output.append(item)
+        self._open = item
+        return events
+
+    def _close_item(self) -> list[dict[str, Any]]:
+        item, self._open = self._open, None
+        if item is None:
+            return []
+        index = self.output.index(item)
+        if item["type"] == "message":
+            part = item["content"][0]
+            item["status"] = "completed"
+            ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            return [
+                self._event("response.output_text.done", **ids, text=part["text"], logprobs=[]),
+                self._event("response.content_part.done", **ids, part=part),
+                self._event("response.output_item.done", output_index=index, item=item),
+            ]
+        part = item["summary"][0]
+        ids = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+        return [
+            self._event("response.reasoning_summary_text.done", **ids, text=part["text"]),
+            self._event("response.reasoning_summary_part.done", **ids, part=part),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]
+
+    def on_text(self, delta: str) -> list[dict[str, Any]]:
+        events = self._open_item("message") if not self._open or self._open["type"] != "message" else []
+        item = self._open
+        assert item is not None
+        item["content"][0]["text"] += delta
+        ids = {"item_id": item["id"], "output_index": self.output.index(item), "content_index": 0}
+        return [*events, self._event("response.output_text.delta", **ids, delta=delta, logprobs=[])]
+
+    def on_reasoning(self, delta: str) -> list[dict[str, Any]]:
+        events = self._open_item("reasoning") if not self._open or self._open["type"] != "reasoning" else []
+        item = self._open
+        assert item is not None
+        item["summary"][0]["text"] += delta
+        ids = {"item_id": item["id"], "output_index": self.output.index(item), "summary_index": 0}
+        return [*events, self._event("response.reasoning_summary_text.delta", **ids, delta=delta)]
+
+    def complete(self, usage: Usage) -> list[dict[str, Any]]:
+        events = self._close_item()
+        if not any(item["type"] == "message" for item in self.output):  # an empty answer is still a message
+            events += self._open_item("message") + self._close_item()
+        self.status, self.usage = "completed", usage
+        return [*events, self._event("response.completed", response=self.response())]
+
+    def fail(self, failure: Failed) -> list[dict[str, Any]]:
+        events = self._close_item()
+        code = "rate_limit_exceeded" if failure.kind is FailureKind.RATE_LIMITED else "server_error"
+        self.status, self.failure = "failed", failure
+        self.error = {"code": code, "message": failure_error(failure.kind.value, failure.message).message}
+        return [*events, self._event("response.failed", response=self.response())]

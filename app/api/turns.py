@@ -1,0 +1,55 @@
+"""What both endpoints do to start a turn: model, policy, admission, and the first event."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from app.api.streaming import first_event
+from app.gateway import Gateway
+from app.policy import parse_x_codex, resolve_policy
+from app.turn import Message, Turn, TurnEvent
+
+
+@dataclass
+class StartedTurn:
+    turn: Turn
+    first: TurnEvent
+    events: AsyncIterator[TurnEvent]
+
+
+async def start_turn(
+    gateway: Gateway,
+    request: Request,
+    model_name: str,
+    messages: tuple[Message, ...],
+    x_codex: Any,
+    *,
+    requested_effort: str | None = None,
+    effort_param: str = "reasoning_effort",
+    reasoning_summary: str | None = None,
+) -> StartedTurn:
+    """Resolve model and policy, admit the turn, and wait for its first event (a failure before it is an
+    HTTP error status: 4xx from validation, 429 from admission, 5xx from Codex)."""
+    checked = parse_x_codex(x_codex)
+    model, alias_effort = gateway.catalog.resolve(model_name)
+    effort = requested_effort if requested_effort is not None else alias_effort
+    policy = resolve_policy(
+        gateway.settings,
+        gateway.providers,
+        model,
+        checked,
+        requested_effort=effort,
+        effort_param=effort_param,
+        reasoning_summary=reasoning_summary,
+    )
+    turn = Turn(model=model.id, messages=messages, policy=policy)
+    events = gateway.require_codex().events(turn)
+    return StartedTurn(turn, await first_event(request, events), events)
+
+
+def ignored_header(ignored: list[str]) -> dict[str, str]:
+    return {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}
