@@ -1,6 +1,6 @@
-"""Non-stream latency through the gateway beside the same `codex exec` run by hand (fake provider).
+"""Non-stream latency of the gateway's exec engine beside the same `codex exec` run by hand (fake provider).
 
-Run by hand: `make bench` (or `.venv/bin/python -m bench.latency --requests 20`). Prints figures; asserts nothing.
+Run by hand: `.venv/bin/python -m bench.latency --requests 20`. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def main() -> None:
         native = str(locate_codex(Settings(codex_path=launcher)).path)
         print(summary("codex exec by hand (npm launcher)", time_exec(launcher, home, workdir, args.requests)))
         print(summary("codex exec by hand (native binary)", time_exec(native, home, workdir, args.requests)))
-        with run_gateway(home, workdir, root / "gateway.log") as gateway, gateway.client() as client:
+        with (
+            run_gateway(home, workdir, root / "gateway.log", CODEX_ENGINE="exec") as gateway,
+            gateway.client() as client,
+        ):
             client.chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "warm"}])
             times = []
             for _ in range(args.requests):

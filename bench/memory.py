@@ -30,7 +30,7 @@ async def drive(base_url: str, home: Path, gateway_pid: int, total: int, concurr
                 started += 1
                 (await client.post("/v1/chat/completions", json=body)).raise_for_status()
                 finished += 1
-                if finished % (total // 10) == 0:
+                if finished % max(1, total // 10) == 0:
                     codex = codex_processes(home, pool=True)
                     print(
                         f"{mode:<6} after {finished:>6} requests: gateway {rss_mb([gateway_pid]):6.0f} MB, "

@@ -181,6 +181,8 @@ class Worker:
         self.settled = asyncio.Event()  # its first start has succeeded or failed
         self.active = 0
         self.last_error = ""
+        self.stderr_tail = b""
+        self._stderr_task: asyncio.Task[None] | None = None
 
     async def spawn(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -188,13 +190,15 @@ class Worker:
             *WORKER_ARGS,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             env=self.env,
             cwd=str(self.cwd),
             start_new_session=True,
             limit=_LINE_LIMIT,
         )
         assert self.process.stdout is not None and self.process.stdin is not None
+        self.stderr_tail = b""
+        self._stderr_task = asyncio.create_task(self._keep_stderr(self.process.stderr))
         self.session = RpcSession(self.process.stdout, self.process.stdin, refuse)
         self.session.start()
         try:
@@ -208,6 +212,15 @@ class Worker:
         except BaseException:
             await self.terminate()
             raise
+
+    async def _keep_stderr(self, stream: asyncio.StreamReader | None) -> None:
+        """The last lines Codex wrote to stderr, to say why a worker died."""
+        while stream is not None and (chunk := await stream.read(65536)):
+            self.stderr_tail = (self.stderr_tail + chunk)[-2000:]
+
+    def last_words(self) -> str:
+        lines = self.stderr_tail.decode(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else ""
 
     async def exited(self) -> int | None:
         assert self.process is not None and self.session is not None
@@ -272,7 +285,8 @@ class AppServerPool:
             try:
                 await worker.spawn()
             except (OSError, TimeoutError, SessionClosed, RpcError) as exc:
-                worker.last_error = f"cannot start codex app-server: {exc}"
+                words = worker.last_words()
+                worker.last_error = f"cannot start codex app-server: {exc}" + (f" ({words})" if words else "")
                 worker.settled.set()
                 log.warning("app-server worker %d: %s", worker.index, worker.last_error)
                 await asyncio.sleep(backoff)
@@ -287,8 +301,9 @@ class AppServerPool:
             if self._stopping:
                 return
             self.restarts += 1
-            worker.last_error = f"exited with status {code}"
-            log.warning("app-server worker %d exited (status %s); restarting", worker.index, code)
+            words = worker.last_words()
+            worker.last_error = f"exited with status {code}" + (f": {words}" if words else "")
+            log.warning("app-server worker %d %s; restarting", worker.index, worker.last_error)
             await worker.terminate()  # the rest of its process group
             if loop.time() - started > _STABLE_AFTER:
                 backoff = _BACKOFF_START
@@ -332,6 +347,7 @@ class SpareThreads:
         if not spares or session.closed.is_set():
             self.misses += 1
             return None
+        self._spares[key] = self._spares.pop(key)  # most recently used last: evicted last
         self.hits += 1
         return spares.pop()
 

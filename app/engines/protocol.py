@@ -66,17 +66,20 @@ def missing_from(schema_dir: Path) -> list[str]:
 def check_protocol(binary: CodexBinary, env: dict[str, str]) -> None:
     """Generate Codex's own schema (~0.1 s) and compare; raise ProtocolDrift naming the version and the gaps."""
     with tempfile.TemporaryDirectory(prefix="codex-schema-") as out:
-        done = subprocess.run(
-            [str(binary.path), "app-server", "generate-json-schema", "--experimental", "--out", out],
-            env=env,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        if done.returncode != 0:
-            detail = done.stderr.decode(errors="replace").strip()[-300:]
+        try:
+            done = subprocess.run(
+                [str(binary.path), "app-server", "generate-json-schema", "--experimental", "--out", out],
+                env=env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            detail = done.stderr.decode(errors="replace").strip()[-300:] or f"exit status {done.returncode}"
+            missing = missing_from(Path(out)) if done.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:  # ValueError: unreadable JSON
+            detail, missing = str(exc), None
+        if missing is None:
             raise ProtocolDrift(f"codex {binary.version} cannot describe its app-server protocol: {detail}")
-        missing = missing_from(Path(out))
     if missing:
         raise ProtocolDrift(
             f"codex {binary.version} app-server protocol differs from what this gateway expects "

@@ -22,7 +22,7 @@ _REFUSALS: dict[str, dict[str, Any]] = {
 }
 
 
-class Refused(Exception):
+class Refused(LookupError):
     """A server request with no refusal in its own terms: answered with a JSON-RPC error."""
 
 

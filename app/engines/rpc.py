@@ -131,7 +131,8 @@ class RpcSession:
         try:
             reply: dict[str, Any] = {"id": request_id, "result": self._on_server_request(method, params)}
         except Exception as exc:  # no result for it (or a handler bug): the server still gets an answer
-            reply = {"id": request_id, "error": {"code": -32603, "message": str(exc)}}
+            code = -32601 if isinstance(exc, LookupError) else -32603  # method not served / internal error
+            reply = {"id": request_id, "error": {"code": code, "message": str(exc)}}
         with contextlib.suppress(SessionClosed):
             await self._send(reply)
 
