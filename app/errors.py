@@ -62,7 +62,7 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
 
 def _validation_error(exc: RequestValidationError) -> ApiError:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return invalid("The request body is not valid JSON.", code="invalid_json")

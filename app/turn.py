@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -34,6 +34,7 @@ class Turn:
     model: str
     messages: tuple[Message, ...]
     policy: RunPolicy
+    output_schema: dict[str, Any] | None = None  # the JSON Schema Codex must answer in
 
 
 @dataclass(frozen=True)

@@ -5,24 +5,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
-from app.api.turns import ignored_header, start_turn
+from app.api.turns import StartedTurn, ignored_header, start_turn
 from app.errors import ApiError, failure_error, invalid
 from app.gateway import Gateway, authorized
-from app.turn import Completed, Failed, Message, TextDelta, TurnEvent, Usage, UsageReport
+from app.turn import Completed, Failed, Message, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
 
 router = APIRouter()
 
 # Sent by OpenWebUI and most SDK users; accepted, not honoured, and named in x-codex-ignored-params.
 IGNORED_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
-    "seed", "user", "stop", "logit_bias", "metadata", "store", "service_tier", "prompt_cache_key",
+    "seed", "user", "logit_bias", "metadata", "store", "service_tier", "prompt_cache_key",
     "prompt_cache_retention", "safety_identifier", "verbosity", "parallel_tool_calls",
 )  # fmt: skip
 MESSAGE_ROLES = ("system", "developer", "user", "assistant")
@@ -72,9 +74,8 @@ def check_params(extra: dict[str, Any]) -> list[str]:
         elif name == "modalities":
             if value is not None and value != ["text"]:
                 raise _refuse(name, "only text output is available")
-        elif name == "response_format":
-            if value is not None and (not isinstance(value, dict) or value.get("type") != "text"):
-                raise _refuse(name, "structured outputs are not available yet")
+        elif name in ("response_format", "stop"):
+            pass  # honoured: see chat_format and stop_strings
         else:
             raise invalid(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
     return ignored
@@ -157,24 +158,46 @@ class ChunkWriter:
         return sse({**body, "choices": choices, **extra})
 
 
+@dataclass
+class ChatRules:
+    """What shapes the answer: reasoning shown or not, stop strings, the output format."""
+
+    show_reasoning: bool
+    stops: tuple[str, ...]
+    output: OutputFormat
+
+
 async def stream_chunks(
-    writer: ChunkWriter, first: TurnEvent, events: AsyncIterator[TurnEvent], include_usage: bool
+    writer: ChunkWriter, started: StartedTurn, rules: ChatRules, include_usage: bool
 ) -> AsyncIterator[bytes]:
-    usage = Usage()
+    usage, cutter, text = Usage(), StopCutter(rules.stops), []
+    events = started.events
     yield writer.chunk({"role": "assistant", "content": ""})
     try:
-        event: TurnEvent | None = first
+        event: TurnEvent | None = started.first
         while event is not None:
             if isinstance(event, TextDelta):
-                yield writer.chunk({"content": event.text})
+                if piece := cutter.feed(event.text):
+                    text.append(piece)
+                    yield writer.chunk({"content": piece})
+                if cutter.stopped:  # closing the events below interrupts Codex
+                    event = Completed("".join(text))
+            elif isinstance(event, ReasoningDelta) and rules.show_reasoning:
+                yield writer.chunk({"reasoning_content": event.text})
             elif isinstance(event, UsageReport):
                 usage = event.usage
-            elif isinstance(event, Completed):
+            if isinstance(event, Completed):
+                if rest := cutter.flush():
+                    text.append(rest)
+                    yield writer.chunk({"content": rest})
+                if error := rules.output.check("".join(text)):
+                    yield sse(error.body())
+                    break
                 yield writer.chunk({}, finish_reason="stop")
                 if include_usage:
                     yield writer.usage(usage)
                 break
-            elif isinstance(event, Failed):
+            if isinstance(event, Failed):
                 yield sse(failure_error(event.kind.value, event.message).body())
                 break
             event = await anext(events, None)
@@ -183,36 +206,57 @@ async def stream_chunks(
         await events.aclose()
 
 
-async def collect(first: TurnEvent, events: AsyncIterator[TurnEvent]) -> tuple[str, Usage]:
-    usage = Usage()
-    event: TurnEvent | None = first
+async def collect(started: StartedTurn, rules: ChatRules) -> tuple[str, str, Usage]:
+    """The answer (cut at a stop string), the reasoning shown, and usage; failures raise their API error."""
+    usage, cutter, reasoning = Usage(), StopCutter(rules.stops), []
+    text: list[str] = []
+    event: TurnEvent | None = started.first
     try:
         while event is not None:
-            if isinstance(event, UsageReport):
+            if isinstance(event, TextDelta):
+                text.append(cutter.feed(event.text))
+                if cutter.stopped:
+                    break
+            elif isinstance(event, ReasoningDelta) and rules.show_reasoning:
+                reasoning.append(event.text)
+            elif isinstance(event, UsageReport):
                 usage = event.usage
             elif isinstance(event, Completed):
-                return event.text, usage
+                text.append(cutter.flush())
+                break
             elif isinstance(event, Failed):
                 raise failure_error(event.kind.value, event.message)
-            event = await anext(events, None)
+            event = await anext(started.events, None)
+        else:
+            raise failure_error("crashed", "Codex ended the turn without an answer.")
     finally:
-        await events.aclose()
-    raise failure_error("crashed", "Codex ended the turn without an answer.")
+        await started.events.aclose()
+    answer = "".join(text)
+    if error := rules.output.check(answer):
+        raise error
+    return answer, "".join(reasoning), usage
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
-    ignored = check_params(body.model_extra or {})
+    extra = body.model_extra or {}
+    ignored = check_params(extra)
     messages = to_messages(body.messages)
+    output = chat_format(extra.get("response_format"))
+    stops = stop_strings(extra.get("stop"))
     started = await start_turn(
-        gateway, request, body.model, messages, body.x_codex, requested_effort=body.reasoning_effort
+        gateway, request, body.model, messages, body.x_codex, requested_effort=body.reasoning_effort, output=output
     )
+    rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output)
     headers = ignored_header(ignored)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = stream_chunks(ChunkWriter(body.model), started.first, started.events, include_usage)
+        chunks = stream_chunks(ChunkWriter(body.model), started, rules, include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    text, usage = await until_disconnect(request, collect(started.first, started.events))
+    text, reasoning, usage = await until_disconnect(request, collect(started, rules))
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+    if reasoning:
+        message["reasoning_content"] = reasoning
     completion = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -221,7 +265,7 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": "stop",
             }

@@ -6,8 +6,8 @@ import time
 import uuid
 from typing import Any
 
-from app.errors import failure_error
-from app.turn import Failed, FailureKind, Usage
+from app.errors import ApiError, failure_error
+from app.turn import Failed, Usage
 
 
 def new_id(prefix: str) -> str:
@@ -35,7 +35,7 @@ class ResponseBuilder:
         self.status = "in_progress"
         self.error: dict[str, Any] | None = None
         self.usage: Usage | None = None
-        self.failure: Failed | None = None
+        self.failure: ApiError | None = None
         self._open: dict[str, Any] | None = None  # the output item being streamed
         self._sequence = 0
 
@@ -151,9 +151,11 @@ class ResponseBuilder:
         self.status, self.usage = "completed", usage
         return [*events, self._event("response.completed", response=self.response())]
 
-    def fail(self, failure: Failed) -> list[dict[str, Any]]:
+    def fail(self, failure: Failed | ApiError) -> list[dict[str, Any]]:
+        """End as failed: a failed turn, or an answer that broke the requested format."""
+        error = failure_error(failure.kind.value, failure.message) if isinstance(failure, Failed) else failure
         events = self._close_item()
-        code = "rate_limit_exceeded" if failure.kind is FailureKind.RATE_LIMITED else "server_error"
-        self.status, self.failure = "failed", failure
-        self.error = {"code": code, "message": failure_error(failure.kind.value, failure.message).message}
+        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        self.status, self.failure = "failed", error
+        self.error = {"code": code, "message": error.message}
         return [*events, self._event("response.failed", response=self.response())]

@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from app.api.output import OutputFormat, responses_format
 from app.api.response_events import ResponseBuilder, new_id
 from app.api.streaming import SSE_HEADERS, until_disconnect
 from app.api.turns import ignored_header, start_turn
 from app.auth import bearer_token
-from app.errors import ApiError, failure_error, invalid
+from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
 from app.store import ResponseStore, StoredResponse
 from app.turn import Completed, Failed, Message, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
@@ -25,6 +27,7 @@ router = APIRouter()
 IGNORED_PARAMS = (
     "temperature", "top_p", "max_output_tokens", "user", "service_tier", "truncation", "prompt_cache_key",
     "prompt_cache_retention", "safety_identifier", "parallel_tool_calls", "max_tool_calls", "top_logprobs",
+    "stream_options",
 )  # fmt: skip
 ROLES = ("user", "assistant", "system", "developer")
 SUMMARIES = ("auto", "concise", "detailed", "none")
@@ -68,19 +71,15 @@ def check_params(extra: dict[str, Any]) -> list[str]:
             if value not in (None, "none", "auto"):
                 raise _refuse(name, "function calling is not available yet")
         elif name == "text":
-            fmt = (value or {}).get("format") if isinstance(value, dict) else value
-            if value is not None and (
-                not isinstance(fmt, dict | type(None)) or (fmt or {}).get("type", "text") != "text"
-            ):
-                raise _refuse(name, "structured outputs are not available yet")
+            pass  # honoured: see responses_format
         elif name == "include":
             if value:
                 raise _refuse(name, "no extra output data is available")
         elif name == "background":
             if value:
                 raise _refuse(name, "background responses are not available")
-        elif name in ("prompt", "conversation", "stream_options"):
-            if value is not None and name != "stream_options":
+        elif name in ("prompt", "conversation"):
+            if value is not None:
                 raise _refuse(name, "not available through Codex")
         else:
             raise invalid(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
@@ -149,6 +148,12 @@ def to_messages(raw: str | list[Any]) -> tuple[list[Message], list[dict[str, Any
     return messages, listed
 
 
+def format_object(output: OutputFormat) -> dict[str, Any]:
+    if output.kind == "json_schema":
+        return {"type": "json_schema", "name": output.name, "schema": output.schema, "strict": True}
+    return {"type": output.kind}
+
+
 def owner_of(request: Request, gateway: Gateway) -> str:
     """Whose stored responses these are: a hash of the API key (never the key), or everyone's with auth off."""
     token = bearer_token(request) if gateway.settings.api_keys else None
@@ -160,15 +165,21 @@ def store_of(gateway: Gateway) -> ResponseStore:
     return gateway.store
 
 
+@dataclass(frozen=True)
+class ResponseRules:
+    show_reasoning: bool
+    output: OutputFormat
+
+
 async def stream_events(
-    builder: ResponseBuilder, first: TurnEvent, events: AsyncIterator[TurnEvent], show_reasoning: bool, finish: Any
+    builder: ResponseBuilder, first: TurnEvent, events: AsyncIterator[TurnEvent], rules: ResponseRules, finish: Any
 ) -> AsyncIterator[bytes]:
     try:
         for event in builder.start():
             yield _frame(event)
         event: TurnEvent | None = first
         while event is not None:
-            for out in _render(builder, event, show_reasoning):
+            for out in _render(builder, event, rules):
                 yield _frame(out)
             if isinstance(event, Completed | Failed):
                 break
@@ -183,25 +194,29 @@ def _frame(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
-def _render(builder: ResponseBuilder, event: TurnEvent, show_reasoning: bool) -> list[dict[str, Any]]:
+def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) -> list[dict[str, Any]]:
     if isinstance(event, TextDelta):
         return builder.on_text(event.text)
     if isinstance(event, ReasoningDelta):
-        return builder.on_reasoning(event.text) if show_reasoning else []
+        return builder.on_reasoning(event.text) if rules.show_reasoning else []
     if isinstance(event, UsageReport):
         builder.usage = event.usage
     elif isinstance(event, Completed):
+        if error := rules.output.check(builder.text()):
+            return builder.fail(error)
         return builder.complete(builder.usage or Usage())
     elif isinstance(event, Failed):
         return builder.fail(event)
     return []
 
 
-async def collect(builder: ResponseBuilder, first: TurnEvent, events: AsyncIterator[TurnEvent], show: bool) -> None:
+async def collect(
+    builder: ResponseBuilder, first: TurnEvent, events: AsyncIterator[TurnEvent], rules: ResponseRules
+) -> None:
     event: TurnEvent | None = first
     try:
         while event is not None:
-            _render(builder, event, show)
+            _render(builder, event, rules)
             if isinstance(event, Completed | Failed):
                 return
             event = await anext(events, None)
@@ -235,6 +250,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         )
     if body.metadata is not None and len(body.metadata) > 16:
         raise invalid("'metadata' holds at most 16 keys.", param="metadata", code="invalid_value")
+    output = responses_format((body.model_extra or {}).get("text"))
     conversation = (*history, *new_messages)
     instructions = (Message("developer", body.instructions),) if body.instructions else ()
     started = await start_turn(
@@ -246,6 +262,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         requested_effort=reasoning.effort,
         effort_param="reasoning.effort",
         reasoning_summary=summary,
+        output=output,
     )
     policy = started.turn.policy
     builder = ResponseBuilder(
@@ -256,14 +273,14 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
             "metadata": body.metadata or {},
             "store": body.store,
             "reasoning": {"effort": policy.reasoning_effort, "summary": policy.reasoning_summary},
-            "text": {"format": {"type": "text"}},
+            "text": {"format": format_object(output)},
             "temperature": (body.model_extra or {}).get("temperature"),
             "top_p": (body.model_extra or {}).get("top_p"),
             "max_output_tokens": (body.model_extra or {}).get("max_output_tokens"),
             "user": (body.model_extra or {}).get("user"),
         }
     )
-    show_reasoning = not policy.hide_reasoning
+    rules = ResponseRules(not policy.hide_reasoning, output)
 
     async def finish() -> None:
         if body.store and builder.status in ("completed", "failed"):
@@ -273,12 +290,12 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
 
     headers = ignored_header(ignored)
     if body.stream:
-        stream = stream_events(builder, started.first, started.events, show_reasoning, finish)
+        stream = stream_events(builder, started.first, started.events, rules, finish)
         return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    await until_disconnect(request, collect(builder, started.first, started.events, show_reasoning))
+    await until_disconnect(request, collect(builder, started.first, started.events, rules))
     await finish()
     if builder.failure is not None:  # a failure after the first event: the same status as before it
-        raise failure_error(builder.failure.kind.value, builder.failure.message)
+        raise builder.failure
     return JSONResponse(builder.response(), headers=headers)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
+from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
 from app.gateway import Gateway
 from app.policy import parse_x_codex, resolve_policy
@@ -31,6 +32,7 @@ async def start_turn(
     requested_effort: str | None = None,
     effort_param: str = "reasoning_effort",
     reasoning_summary: str | None = None,
+    output: OutputFormat = OutputFormat(),
 ) -> StartedTurn:
     """Resolve model and policy, admit the turn, and wait for its first event (a failure before it is an
     HTTP error status: 4xx from validation, 429 from admission, 5xx from Codex)."""
@@ -46,7 +48,9 @@ async def start_turn(
         effort_param=effort_param,
         reasoning_summary=reasoning_summary,
     )
-    turn = Turn(model=model.id, messages=messages, policy=policy)
+    if output.kind == "json_object":
+        messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
+    turn = Turn(model=model.id, messages=messages, policy=policy, output_schema=output.schema)
     events = gateway.require_codex().events(turn)
     return StartedTurn(turn, await first_event(request, events), events)
 

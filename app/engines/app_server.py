@@ -92,6 +92,8 @@ def turn_params(thread_id: str, prompt: str, turn: Turn) -> dict[str, Any]:
         "input": [{"type": "text", "text": prompt}],
         "effort": turn.policy.reasoning_effort,
     }
+    if turn.output_schema is not None:
+        params["outputSchema"] = turn.output_schema
     if turn.policy.hide_reasoning:
         params["summary"] = "none"
     elif turn.policy.reasoning_summary is not None:

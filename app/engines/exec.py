@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,9 @@ def render_prompt(messages: tuple[Message, ...]) -> str:
     return "\n\n".join(parts)
 
 
-def build_argv(binary: CodexBinary, turn: Turn, chat_instructions: Path | None = None) -> list[str]:
+def build_argv(
+    binary: CodexBinary, turn: Turn, chat_instructions: Path | None = None, schema_file: Path | None = None
+) -> list[str]:
     policy = turn.policy
     argv = [
         str(binary.path),
@@ -92,6 +94,8 @@ def build_argv(binary: CodexBinary, turn: Turn, chat_instructions: Path | None =
         argv += ["-c", toml_override("model_reasoning_summary", "none")]
     elif policy.reasoning_summary is not None:
         argv += ["-c", toml_override("model_reasoning_summary", policy.reasoning_summary)]
+    if schema_file is not None:
+        argv += ["--output-schema", str(schema_file)]
     argv.append("-")  # the prompt comes on stdin
     return argv
 
@@ -179,9 +183,18 @@ class ExecEngine:
         return "one codex exec per turn"
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+        with turn_files(turn) as schema_file:
+            inner = self._run(turn, schema_file)
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                await inner.aclose()  # the process is reaped before its files go
+
+    async def _run(self, turn: Turn, schema_file: Path | None) -> AsyncIterator[TurnEvent]:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *build_argv(self.binary, turn, self.chat_instructions),
+                *build_argv(self.binary, turn, self.chat_instructions, schema_file),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -212,6 +225,18 @@ class ExecEngine:
             feeder.cancel()
             await _reap(proc, graceful=answered)
             stderr_tail.cancel()
+
+
+@contextlib.contextmanager
+def turn_files(turn: Turn) -> Iterator[Path | None]:
+    """The files a turn needs on disk (its output schema), removed when the turn ends, on every path."""
+    if turn.output_schema is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-turn-") as folder:
+        path = Path(folder) / "schema.json"
+        path.write_text(json.dumps(turn.output_schema))
+        yield path
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:

@@ -87,7 +87,8 @@ def test_rate_limit_per_minute(start_gateway: StartGateway) -> None:
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
         ({"frobnicate": True}, "frobnicate"),
     ],
@@ -133,7 +134,7 @@ def test_validation_and_json_errors_use_the_envelope(gateway: RunningGateway) ->
 
 
 def test_sampling_fields_are_accepted_and_named(gateway: RunningGateway, provider: FakeProvider) -> None:
-    sampling = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "seed": 7, "user": "u1", "stop": ["\n\n"]}
+    sampling = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "seed": 7, "user": "u1"}
     with gateway.http() as http:
         response = http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": HELLO, **sampling})
     assert response.status_code == 200

@@ -194,7 +194,11 @@ def test_responses_survive_a_restart_and_are_shared_by_instances(
         ({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
         ({"input": "x", "reasoning": {"effort": "galactic"}}, "reasoning.effort"),
         ({"input": "x", "reasoning": {"summary": "verbose"}}, "reasoning.summary"),
-        ({"input": "x", "text": {"format": {"type": "json_object"}}}, "text"),
+        ({"input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
+        (
+            {"input": "x", "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": 5}}}},
+            "text.format.schema",
+        ),
         ({"input": "x", "frobnicate": 1}, "frobnicate"),
         ({"input": "x", "x_codex": {"sandbox": "yolo"}}, "x_codex.sandbox"),
         ({"input": "x", "previous_response_id": "resp_nope"}, "previous_response_id"),
