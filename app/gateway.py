@@ -13,6 +13,7 @@ from app.codex_cli import CodexBinary
 from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
+from app.images import ImageFetcher
 from app.provider import ProviderResolver
 from app.store import ResponseStore
 
@@ -27,7 +28,8 @@ class Gateway:
     catalog: Catalog
     executor: Executor | None
     limiter: RateLimiter
-    store: ResponseStore | None = None
+    store: ResponseStore
+    images: ImageFetcher
 
     def require_codex(self) -> Executor:
         if self.executor is None:

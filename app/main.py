@@ -26,6 +26,7 @@ from app.engines.protocol import ProtocolDrift, check_protocol
 from app.errors import ApiError, install_error_handlers
 from app.executor import Executor
 from app.gateway import Gateway
+from app.images import ImageFetcher
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
 from app.store import ResponseStore
@@ -121,7 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await executor.engine.start()
             await prewarm_defaults(executor.engine, settings, providers, catalog)
-        app.state.gateway = Gateway(settings, codex_home, providers, binary, missing, catalog, executor, limiter, store)
+        images = ImageFetcher(
+            settings.codex_max_image_bytes, settings.codex_image_timeout_seconds, settings.codex_image_allow_loopback
+        )
+        app.state.gateway = Gateway(
+            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images
+        )
         yield
         if executor is not None:
             await executor.drain()

@@ -14,6 +14,7 @@ Role = Literal["system", "developer", "user", "assistant"]
 class Message:
     role: Role
     text: str
+    images: tuple[str, ...] = ()  # data URLs (the gateway fetched any http(s) image already)
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ async def floor_target(mode: str, home: Path, codex: CodexBinary, workdir: Path)
         start, first, deltas = time.perf_counter(), 0.0, 0
         thread_id = (await session.request("thread/start", thread_params(turn)))["thread"]["id"]
         queue = session.subscribe(thread_id)
-        await session.request("turn/start", turn_params(thread_id, prompt, turn))
+        await session.request("turn/start", turn_params(thread_id, Message("user", prompt), turn))
         while (message := await queue.get()) is not None and message.get("method") != "turn/completed":
             if message.get("method") == "item/agentMessage/delta":
                 deltas += 1

@@ -17,7 +17,8 @@ from app.api.streaming import SSE_HEADERS, sse, until_disconnect
 from app.api.turns import StartedTurn, ignored_header, start_turn
 from app.errors import ApiError, failure_error, invalid
 from app.gateway import Gateway, authorized
-from app.turn import Completed, Failed, Message, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
+from app.images import ImageRef, MessageDraft, materialize
+from app.turn import Completed, Failed, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
 
 router = APIRouter()
 
@@ -81,29 +82,35 @@ def check_params(extra: dict[str, Any]) -> list[str]:
     return ignored
 
 
-def _content_text(content: Any, param: str) -> str:
+def _content(content: Any, param: str, role: str) -> tuple[str, tuple[ImageRef, ...]]:
     if content is None or isinstance(content, str):
-        return content or ""
+        return content or "", ()
     if not isinstance(content, list):
         raise invalid(f"Invalid type for '{param}': expected a string or an array of content parts.", param=param)
-    texts = []
+    texts, images = [], []
     for index, part in enumerate(content):
         where = f"{param}[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
+        elif kind == "image_url" and role == "user":
+            spec = part.get("image_url")
+            url = spec.get("url") if isinstance(spec, dict) else spec
+            if not isinstance(url, str) or not url:
+                raise invalid(f"'{where}.image_url.url' must be a URL.", param=f"{where}.image_url.url")
+            images.append(ImageRef(url, f"{where}.image_url.url"))
         elif kind in ("image_url", "input_audio", "file"):
-            message = f"Content parts of type '{kind}' are not supported yet."
+            message = f"Content parts of type '{kind}' are not supported in {role} messages."
             raise invalid(message, param=where, code="unsupported_content")
         else:
             raise invalid(f"Invalid content part at '{where}': expected {{'type': 'text', 'text': ...}}.", param=where)
-    return "\n".join(texts)
+    return "\n".join(texts), tuple(images)
 
 
-def to_messages(raw: list[dict[str, Any]]) -> tuple[Message, ...]:
+def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft]:
     if not raw:
         raise invalid("'messages' must contain at least one message.", param="messages", code="empty_array")
-    messages = []
+    drafts = []
     for index, item in enumerate(raw):
         where = f"messages[{index}]"
         role = item.get("role")
@@ -122,10 +129,11 @@ def to_messages(raw: list[dict[str, Any]]) -> tuple[Message, ...]:
             if key not in ("role", "content", "name", "refusal", "annotations", "tool_calls", "function_call", "audio"):
                 message = f"Unrecognized argument in '{where}': {key}"
                 raise invalid(message, param=f"{where}.{key}", code="unknown_parameter")
-        messages.append(Message(role, _content_text(item.get("content"), f"{where}.content")))
-    if not any(m.text.strip() for m in messages):
+        text, images = _content(item.get("content"), f"{where}.content", role)
+        drafts.append(MessageDraft(role, text, images))
+    if not any(d.text.strip() or d.images for d in drafts):
         raise invalid("'messages' contain no text.", param="messages")
-    return tuple(messages)
+    return drafts
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
@@ -241,7 +249,7 @@ async def collect(started: StartedTurn, rules: ChatRules) -> tuple[str, str, Usa
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
     extra = body.model_extra or {}
     ignored = check_params(extra)
-    messages = to_messages(body.messages)
+    messages = await materialize(to_messages(body.messages), gateway.images)
     output = chat_format(extra.get("response_format"))
     stops = stop_strings(extra.get("stop"))
     started = await start_turn(

@@ -19,6 +19,7 @@ from app.api.turns import ignored_header, start_turn
 from app.auth import bearer_token
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
+from app.images import ImageRef, MessageDraft, materialize
 from app.store import ResponseStore, StoredResponse
 from app.turn import Completed, Failed, Message, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
 
@@ -86,35 +87,33 @@ def check_params(extra: dict[str, Any]) -> list[str]:
     return ignored
 
 
-def _parts_text(content: Any, where: str) -> str:
+def _parts(content: Any, where: str, role: str) -> tuple[str, tuple[ImageRef, ...]]:
     if isinstance(content, str):
-        return content
+        return content, ()
     if not isinstance(content, list):
         raise invalid(f"Invalid type for '{where}': expected a string or an array of content parts.", param=where)
-    texts = []
+    texts, images = [], []
     for index, part in enumerate(content):
         at = f"{where}[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
             texts.append(part["text"])
+        elif kind == "input_image" and role == "user" and isinstance(part.get("image_url"), str):
+            images.append(ImageRef(part["image_url"], f"{at}.image_url"))
         elif kind in ("input_image", "input_file", "input_audio", "refusal"):
-            raise invalid(
-                f"Content parts of type '{kind}' are not supported yet.", param=at, code="unsupported_content"
-            )
+            why = "file ids" if kind == "input_image" and part.get("file_id") else f"parts of type '{kind}' here"
+            raise invalid(f"This gateway does not take {why}.", param=at, code="unsupported_content")
         else:
             raise invalid(f"Invalid content part at '{at}'.", param=at, code="invalid_value")
-    return "\n".join(texts)
+    return "\n".join(texts), tuple(images)
 
 
-def to_messages(raw: str | list[Any]) -> tuple[list[Message], list[dict[str, Any]]]:
-    """The input as neutral messages, and as the input items the API lists for this response."""
-    if isinstance(raw, str):
-        items: list[Any] = [{"role": "user", "content": raw}]
-    else:
-        items = raw
+def to_messages(raw: str | list[Any]) -> tuple[list[MessageDraft], list[dict[str, Any]]]:
+    """The input as message drafts, and as the input items the API lists for this response."""
+    items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     if not items:
         raise invalid("'input' must not be empty.", param="input", code="empty_array")
-    messages, listed = [], []
+    drafts, listed = [], []
     for index, item in enumerate(items):
         where = f"input[{index}]"
         if not isinstance(item, dict):
@@ -133,19 +132,21 @@ def to_messages(raw: str | list[Any]) -> tuple[list[Message], list[dict[str, Any
                 param=f"{where}.role",
                 code="invalid_value",
             )
-        text = _parts_text(item.get("content"), f"{where}.content")
-        messages.append(Message(role, text))
+        text, images = _parts(item.get("content"), f"{where}.content", role)
+        drafts.append(MessageDraft(role, text, images))
         part = "output_text" if role == "assistant" else "input_text"
+        content: list[dict[str, Any]] = [{"type": part, "text": text}] if text or not images else []
+        content += [{"type": "input_image", "image_url": ref.url, "detail": "auto"} for ref in images]
         listed.append(
             {
                 "id": item.get("id") or new_id("msg"),
                 "type": "message",
                 "role": role,
                 "status": "completed",
-                "content": [{"type": part, "text": text}],
+                "content": content,
             }
         )
-    return messages, listed
+    return drafts, listed
 
 
 def format_object(output: OutputFormat) -> dict[str, Any]:
@@ -161,7 +162,6 @@ def owner_of(request: Request, gateway: Gateway) -> str:
 
 
 def store_of(gateway: Gateway) -> ResponseStore:
-    assert gateway.store is not None
     return gateway.store
 
 
@@ -227,7 +227,8 @@ async def collect(
 @router.post("/v1/responses")
 async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)):
     ignored = check_params(body.model_extra or {})
-    new_messages, input_items = to_messages(body.input)
+    drafts, input_items = to_messages(body.input)
+    new_messages = await materialize(drafts, gateway.images)
     owner = owner_of(request, gateway)
     history: tuple[Message, ...] = ()
     if body.previous_response_id is not None:

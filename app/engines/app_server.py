@@ -44,12 +44,14 @@ class PoolUnavailable(Exception):
     """No app-server worker became ready in time."""
 
 
-def _item(role: str, text: str) -> dict[str, Any]:
-    part = "output_text" if role == "assistant" else "input_text"
-    return {"type": "message", "role": role, "content": [{"type": part, "text": text}]}
+def _item(message: Message) -> dict[str, Any]:
+    kind = "output_text" if message.role == "assistant" else "input_text"
+    parts: list[dict[str, Any]] = [{"type": kind, "text": message.text}] if message.text else []
+    parts += [{"type": "input_image", "image_url": url} for url in message.images]
+    return {"type": "message", "role": message.role, "content": parts}
 
 
-def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], str]:
+def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], Message]:
     """The request's instructions and earlier turns as Responses items, and the last user message as input.
 
     Instructions travel as an injected developer message (not thread/start's developerInstructions), so a thread
@@ -58,9 +60,9 @@ def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, An
     instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer") and m.text)
     turns = [m for m in messages if m.role in ("user", "assistant")]
     last_user = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
-    prompt = turns[last_user].text if last_user is not None else ""
-    items = [_item("developer", instructions)] if instructions else []
-    items += [_item(m.role, m.text) for i, m in enumerate(turns) if i != last_user and m.text]
+    prompt = turns[last_user] if last_user is not None else Message("user", "")
+    items = [_item(Message("developer", instructions))] if instructions else []
+    items += [_item(m) for i, m in enumerate(turns) if i != last_user and (m.text or m.images)]
     return items, prompt
 
 
@@ -86,12 +88,12 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     return params
 
 
-def turn_params(thread_id: str, prompt: str, turn: Turn) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "threadId": thread_id,
-        "input": [{"type": "text", "text": prompt}],
-        "effort": turn.policy.reasoning_effort,
-    }
+def turn_params(thread_id: str, prompt: Message, turn: Turn) -> dict[str, Any]:
+    user_input: list[dict[str, Any]] = (
+        [{"type": "text", "text": prompt.text}] if prompt.text or not prompt.images else []
+    )
+    user_input += [{"type": "image", "url": url} for url in prompt.images]
+    params: dict[str, Any] = {"threadId": thread_id, "input": user_input, "effort": turn.policy.reasoning_effort}
     if turn.output_schema is not None:
         params["outputSchema"] = turn.output_schema
     if turn.policy.hide_reasoning:

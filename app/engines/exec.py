@@ -11,6 +11,7 @@ import re
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import tomli_w
 
 from app.codex_cli import CodexBinary, kill_group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.images import decode_data_url
 from app.turn import (
     Completed,
     Failed,
@@ -45,27 +47,35 @@ def toml_override(key: str, value: object) -> str:
 
 
 def render_prompt(messages: tuple[Message, ...]) -> str:
-    """System/developer text first, then the conversation; a lone user message stays as it is."""
+    """System/developer text first, then the conversation; a lone user message stays as it is.
+
+    Images are attached to the prompt as files (exec takes them only that way), numbered in order of appearance.
+    """
     instructions = [m.text for m in messages if m.role in ("system", "developer") and m.text]
     turns = [m for m in messages if m.role in ("user", "assistant")]
-    if not instructions and len(turns) == 1 and turns[0].role == "user":
+    if not instructions and len(turns) == 1 and turns[0].role == "user" and not turns[0].images:
         return turns[0].text
-    parts = []
+    parts, seen = [], 0
     if instructions:
         parts.append("[Instructions]\n" + "\n\n".join(instructions))
-    parts.extend(f"[{_LABELS[m.role]}]\n{m.text}" for m in turns)
+    for m in turns:
+        marks = "".join(f"\n[attached image {seen + n + 1}]" for n in range(len(m.images)))
+        seen += len(m.images)
+        parts.append(f"[{_LABELS[m.role]}]\n{m.text}{marks}")
     if turns and turns[-1].role == "user":
         parts.append("[Assistant]")
     return "\n\n".join(parts)
 
 
 def build_argv(
-    binary: CodexBinary, turn: Turn, chat_instructions: Path | None = None, schema_file: Path | None = None
+    binary: CodexBinary, turn: Turn, chat_instructions: Path | None = None, files: TurnFiles | None = None
 ) -> list[str]:
     policy = turn.policy
-    argv = [
-        str(binary.path),
-        "exec",
+    files = files or TurnFiles()
+    argv = [str(binary.path), "exec"]
+    for image in files.images:  # before the other options: --image takes several values
+        argv += ["--image", str(image)]
+    argv += [
         "--json",
         "--skip-git-repo-check",
         "--ephemeral",
@@ -94,8 +104,8 @@ def build_argv(
         argv += ["-c", toml_override("model_reasoning_summary", "none")]
     elif policy.reasoning_summary is not None:
         argv += ["-c", toml_override("model_reasoning_summary", policy.reasoning_summary)]
-    if schema_file is not None:
-        argv += ["--output-schema", str(schema_file)]
+    if files.schema is not None:
+        argv += ["--output-schema", str(files.schema)]
     argv.append("-")  # the prompt comes on stdin
     return argv
 
@@ -183,18 +193,18 @@ class ExecEngine:
         return "one codex exec per turn"
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
-        with turn_files(turn) as schema_file:
-            inner = self._run(turn, schema_file)
+        with turn_files(turn) as files:
+            inner = self._run(turn, files)
             try:
                 async for event in inner:
                     yield event
             finally:
                 await inner.aclose()  # the process is reaped before its files go
 
-    async def _run(self, turn: Turn, schema_file: Path | None) -> AsyncIterator[TurnEvent]:
+    async def _run(self, turn: Turn, files: TurnFiles) -> AsyncIterator[TurnEvent]:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *build_argv(self.binary, turn, self.chat_instructions, schema_file),
+                *build_argv(self.binary, turn, self.chat_instructions, files),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -227,16 +237,32 @@ class ExecEngine:
             stderr_tail.cancel()
 
 
+@dataclass(frozen=True)
+class TurnFiles:
+    schema: Path | None = None
+    images: tuple[Path, ...] = ()
+
+
 @contextlib.contextmanager
-def turn_files(turn: Turn) -> Iterator[Path | None]:
-    """The files a turn needs on disk (its output schema), removed when the turn ends, on every path."""
-    if turn.output_schema is None:
-        yield None
+def turn_files(turn: Turn) -> Iterator[TurnFiles]:
+    """The files a turn needs on disk (output schema, images), removed when the turn ends, on every path."""
+    images = [url for m in turn.messages for url in m.images]
+    if turn.output_schema is None and not images:
+        yield TurnFiles()
         return
-    with tempfile.TemporaryDirectory(prefix="codex-wrapper-turn-") as folder:
-        path = Path(folder) / "schema.json"
-        path.write_text(json.dumps(turn.output_schema))
-        yield path
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-turn-") as name:
+        folder = Path(name)
+        schema = None
+        if turn.output_schema is not None:
+            schema = folder / "schema.json"
+            schema.write_text(json.dumps(turn.output_schema))
+        paths = []
+        for n, url in enumerate(images):
+            content_type, data = decode_data_url(url) or ("image/png", b"")
+            path = folder / f"image-{n + 1}.{content_type.split('/')[-1]}"
+            path.write_bytes(data)
+            paths.append(path)
+        yield TurnFiles(schema, tuple(paths))
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:

@@ -107,7 +107,7 @@ def test_refused_fields_are_named(gateway: RunningGateway, extra: dict, param: s
         ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
         ([{"role": "tool", "content": "hi", "tool_call_id": "x"}], "messages[0].role"),
         (
-            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}],
+            [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}],
             "messages[0].content[0]",
         ),
         ([{"role": "user", "content": 42}], "messages[0].content"),

@@ -22,7 +22,7 @@ def test_history_is_structured_and_the_last_user_message_is_the_input() -> None:
         Message("user", "three"),
     )
     items, prompt = split_conversation(messages)
-    assert prompt == "three"
+    assert prompt == Message("user", "three")
     assert items == [
         {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "be brief"}]},
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "one"}]},
@@ -36,7 +36,8 @@ def test_thread_params_carry_the_policy() -> None:
     assert params["sandbox"] == "read-only" and params["approvalPolicy"] == "never" and params["ephemeral"]
     assert params["cwd"] == "/w" and params["model"] == "gpt-5.5" and "developerInstructions" not in params
     assert "environments" not in params and params["config"] == {"features.shell_snapshot": False}
-    assert turn_params("t", "q", turn) == {"threadId": "t", "input": [{"type": "text", "text": "q"}], "effort": "high"}
+    expected = {"threadId": "t", "input": [{"type": "text", "text": "q"}], "effort": "high"}
+    assert turn_params("t", Message("user", "q"), turn) == expected
 
 
 def test_chat_mode_starts_a_bare_thread() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from app.api.chat import check_params, to_messages
 from app.errors import ApiError
-from app.turn import Message
+from app.images import MessageDraft
 
 
 def test_sampling_fields_are_reported_not_refused() -> None:
@@ -32,7 +32,11 @@ def test_messages_accept_null_and_text_parts() -> None:
         {"role": "assistant", "content": None},
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "name": "ann"},
     ]
-    assert to_messages(raw) == (Message("developer", "d"), Message("assistant", ""), Message("user", "a\nb"))
+    assert to_messages(raw) == [
+        MessageDraft("developer", "d"),
+        MessageDraft("assistant", ""),
+        MessageDraft("user", "a\nb"),
+    ]
 
 
 def test_messages_without_any_text_are_refused() -> None:

@@ -1,0 +1,151 @@
+"""Images for Codex, which takes inline images only: data URLs checked, http(s) URLs fetched safely.
+
+A fetch goes only to public addresses: the host is resolved and every address checked before connecting, the
+address actually connected to is checked again (DNS rebinding), and so is every redirect hop. Only image content
+types, at most CODEX_MAX_IMAGE_BYTES, within CODEX_IMAGE_TIMEOUT_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+
+import httpx
+
+from app.errors import ApiError, invalid
+from app.turn import Message
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.S)
+MAX_REDIRECTS = 3
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image named by a request: its URL and where it stands in the request (for errors)."""
+
+    url: str
+    param: str
+
+
+def _refuse(ref: ImageRef, why: str, code: str = "invalid_image_url") -> ApiError:
+    return invalid(f"Cannot use the image at '{ref.param}': {why}.", param=ref.param, code=code)
+
+
+def decode_data_url(url: str) -> tuple[str, bytes] | None:
+    """(content type, bytes) of a base64 data URL, or None when it is not one."""
+    match = _DATA_URL.match(url)
+    if match is None:
+        return None
+    try:
+        return match["type"].lower(), base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def address_allowed(address: str, allow_loopback: bool) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return allow_loopback
+    return ip.is_global and not ip.is_multicast
+
+
+class ImageFetcher:
+    def __init__(self, max_bytes: int, timeout: float, allow_loopback: bool = False) -> None:
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.allow_loopback = allow_loopback
+
+    async def data_url(self, ref: ImageRef) -> str:
+        """The image as a data URL Codex accepts; 400 naming the part when it cannot be had."""
+        url = ref.url.strip()
+        if url.startswith("data:"):
+            decoded = decode_data_url(url)
+            if decoded is None:
+                raise _refuse(ref, "not a base64 data URL")
+            return self._checked(ref, *decoded)
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme not in ("http", "https"):
+            raise _refuse(ref, f"only data:, http: and https: URLs are allowed, not {scheme or 'this'}")
+        try:
+            content_type, body = await asyncio.wait_for(self._fetch(ref, url), self.timeout)
+        except TimeoutError:
+            raise _refuse(ref, f"no answer within {self.timeout:g} s", "image_fetch_failed") from None
+        return self._checked(ref, content_type, body)
+
+    def _checked(self, ref: ImageRef, content_type: str, body: bytes) -> str:
+        if content_type not in IMAGE_TYPES:
+            raise _refuse(ref, f"{content_type or 'unknown content'} is not one of {', '.join(IMAGE_TYPES)}")
+        if len(body) > self.max_bytes:
+            raise _refuse(ref, f"larger than CODEX_MAX_IMAGE_BYTES ({self.max_bytes} bytes)", "image_too_large")
+        if not body:
+            raise _refuse(ref, "it is empty")
+        return f"data:{content_type};base64,{base64.b64encode(body).decode()}"
+
+    async def _check_host(self, ref: ImageRef, url: httpx.URL) -> None:
+        if url.scheme not in ("http", "https") or not url.host:
+            raise _refuse(ref, "redirected to something that is not an http(s) URL")
+        if url.userinfo:
+            raise _refuse(ref, "URLs with credentials are not fetched")
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+        except OSError:
+            raise _refuse(ref, f"cannot resolve {url.host}", "image_fetch_failed") from None
+        if not infos or not all(address_allowed(str(info[4][0]), self.allow_loopback) for info in infos):
+            raise _refuse(ref, f"{url.host} is not a public address")
+
+    async def _fetch(self, ref: ImageRef, start: str) -> tuple[str, bytes]:
+        url = httpx.URL(start)
+        async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout, trust_env=False) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                await self._check_host(ref, url)
+                async with client.stream("GET", url, headers={"Accept": ", ".join(IMAGE_TYPES)}) as response:
+                    stream = response.extensions.get("network_stream")
+                    peer = stream.get_extra_info("server_addr") if stream is not None else None
+                    if peer is not None and not address_allowed(str(peer[0]), self.allow_loopback):
+                        raise _refuse(ref, f"{url.host} resolved to a non-public address")
+                    if response.is_redirect:
+                        url = url.join(response.headers.get("location", ""))
+                        continue
+                    if response.status_code != 200:
+                        raise _refuse(ref, f"the server answered {response.status_code}", "image_fetch_failed")
+                    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if content_type not in IMAGE_TYPES:
+                        raise _refuse(ref, f"{content_type or 'unknown content'} is not an image type")
+                    declared = int(response.headers.get("content-length") or 0)
+                    if declared > self.max_bytes:
+                        raise _refuse(
+                            ref, f"larger than CODEX_MAX_IMAGE_BYTES ({self.max_bytes} bytes)", "image_too_large"
+                        )
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > self.max_bytes:
+                            raise _refuse(
+                                ref, f"larger than CODEX_MAX_IMAGE_BYTES ({self.max_bytes} bytes)", "image_too_large"
+                            )
+                    return content_type, bytes(body)
+        raise _refuse(ref, f"more than {MAX_REDIRECTS} redirects")
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A message as a request gave it, its images not fetched yet."""
+
+    role: str
+    text: str
+    images: tuple[ImageRef, ...] = ()
+
+
+async def materialize(drafts: list[MessageDraft], fetcher: ImageFetcher) -> tuple[Message, ...]:
+    """Messages with every image as a data URL (fetched concurrently); the first bad image is a 400."""
+    refs = [ref for draft in drafts for ref in draft.images]
+    urls = iter(await asyncio.gather(*(fetcher.data_url(ref) for ref in refs)))
+    return tuple(Message(d.role, d.text, tuple(next(urls) for _ in d.images)) for d in drafts)  # type: ignore[arg-type]
