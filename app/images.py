@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import re
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -57,11 +58,22 @@ def address_allowed(address: str, allow_loopback: bool) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
 class ImageFetcher:
-    def __init__(self, max_bytes: int, timeout: float, allow_loopback: bool = False) -> None:
+    def __init__(
+        self, max_bytes: int, timeout: float, allow_loopback: bool = False, resolver: Resolver = resolve_host
+    ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.allow_loopback = allow_loopback
+        self.resolver = resolver
 
     async def data_url(self, ref: ImageRef) -> str:
         """The image as a data URL Codex accepts; 400 naming the part when it cannot be had."""
@@ -95,10 +107,10 @@ class ImageFetcher:
         if url.userinfo:
             raise _refuse(ref, "URLs with credentials are not fetched")
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+            addresses = await self.resolver(url.host, url.port or (443 if url.scheme == "https" else 80))
         except OSError:
             raise _refuse(ref, f"cannot resolve {url.host}", "image_fetch_failed") from None
-        if not infos or not all(address_allowed(str(info[4][0]), self.allow_loopback) for info in infos):
+        if not addresses or not all(address_allowed(address, self.allow_loopback) for address in addresses):
             raise _refuse(ref, f"{url.host} is not a public address")
 
     async def _fetch(self, ref: ImageRef, start: str) -> tuple[str, bytes]:
