@@ -9,7 +9,7 @@ CODEX_STAMP := node_modules/.installed
 .PHONY: run test lint format setup clean bench
 
 run: $(RUNTIME_STAMP) $(CODEX_STAMP)
-	$(PY) -m app
+	$(PY) -m app serve
 
 test: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m pytest

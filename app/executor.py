@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from app.engines.base import Engine
 from app.errors import ApiError
-from app.turn import TERMINAL, Failed, FailureKind, Turn, TurnEvent
+from app.observability import RequestStats
+from app.turn import TERMINAL, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 log = logging.getLogger("codex_wrapper")
 _END = object()
@@ -25,6 +29,7 @@ class Executor:
         self._slots = asyncio.Semaphore(max_parallel)
         self.waiting = 0
         self.running = 0
+        self.failures: collections.Counter[str] = collections.Counter()
         self._finishing: set[asyncio.Task[None]] = set()
 
     def _queue_full(self, why: str) -> ApiError:
@@ -45,13 +50,16 @@ class Executor:
         finally:
             self.waiting -= 1
 
-    async def events(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+    async def events(self, turn: Turn, stats: RequestStats | None = None) -> AsyncIterator[TurnEvent]:
         """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
 
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
         cancel it wherever it is; the engine's own cleanup kills its Codex process.
         """
+        asked = time.perf_counter()
         await self._admit()
+        if stats is not None:
+            stats.queue_wait_ms = round((time.perf_counter() - asked) * 1000, 1)
         queue: asyncio.Queue[object] = asyncio.Queue()
 
         async def produce() -> None:
@@ -77,12 +85,13 @@ class Executor:
                     item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
                     message = f"Codex did not finish within CODEX_TIMEOUT={self.turn_timeout:g} s."
-                    yield Failed(FailureKind.TIMEOUT, message)
+                    yield self._note(Failed(FailureKind.TIMEOUT, message), stats)
                     return
                 if item is _END:
-                    yield Failed(FailureKind.CRASHED, "Codex ended the turn without an answer.")
+                    yield self._note(Failed(FailureKind.CRASHED, "Codex ended the turn without an answer."), stats)
                     return
                 ended = isinstance(item, TERMINAL)
+                self._note(item, stats)
                 yield item  # type: ignore[misc]
                 if ended:
                     return
@@ -96,6 +105,16 @@ class Executor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    def _note(self, event: object, stats: RequestStats | None) -> Any:
+        """Count failures; put tokens and failures on the request's stats."""
+        if isinstance(event, Failed):
+            self.failures[event.kind.value] += 1
+            if stats is not None:
+                stats.error = event.kind.value
+        elif isinstance(event, UsageReport) and stats is not None:
+            stats.input_tokens, stats.output_tokens = event.usage.input_tokens, event.usage.output_tokens
+        return event
 
     async def drain(self) -> None:
         """Wait for engines still tidying up after their answers (shutdown)."""

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -27,6 +28,7 @@ from app.errors import ApiError, install_error_handlers
 from app.executor import Executor
 from app.gateway import Gateway
 from app.images import ImageFetcher
+from app.observability import Metrics, RequestObserver, access_log
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
 from app.store import ResponseStore
@@ -89,6 +91,27 @@ def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) ->
     return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
 
 
+def gateway_state(app: FastAPI) -> dict[str, Any]:
+    gateway: Gateway | None = getattr(app.state, "gateway", None)
+    executor = gateway.executor if gateway else None
+    pool = getattr(executor.engine, "pool", None) if executor else None
+    return {
+        "waiting": executor.waiting if executor else 0,
+        "running": executor.running if executor else 0,
+        "restarts": pool.restarts if pool else 0,
+        "failures": dict(executor.failures) if executor else {},
+    }
+
+
+def setup_logging(level: str) -> None:
+    """Plain lines for the gateway's messages; the access log is one bare JSON object per line."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.handlers[:] = [handler]
+    access_log.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage, protocol drift) fails here."""
     settings = settings or load_settings()
@@ -135,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Codex-Wrapper", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.state.metrics = Metrics(lambda: gateway_state(app))
+    app.add_middleware(RequestObserver, metrics=lambda: app.state.metrics)
 
     @app.exception_handler(ClientGone)
     async def _client_gone(_request: object, _exc: ClientGone) -> Response:
@@ -151,7 +176,7 @@ def _app_or_exit() -> FastAPI:
     except ConfigError as exc:
         print(f"codex-wrapper: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.log_level)
     try:
         return create_app(settings)
     except ConfigError as exc:

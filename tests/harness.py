@@ -18,6 +18,7 @@ import tomli_w
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_MODEL = "fake-model"
+SERVE_COMMAND = ("python", "-m", "app", "serve")  # what the tests start, and the Dockerfile's CMD
 
 
 def write_codex_home(home: Path, base_url: str, **extra: object) -> Path:

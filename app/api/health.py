@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.gateway import gateway_of
 
@@ -29,3 +30,9 @@ async def ready(request: Request) -> JSONResponse:
     if not engine.ready():
         return JSONResponse({"status": "unavailable", "reason": engine.status(), **body}, status_code=503)
     return JSONResponse({"status": "ready", **body})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; open like /health (counts and timings only, no request content)."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from fastapi import Request
 from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
 from app.gateway import Gateway
+from app.observability import RequestStats
 from app.policy import parse_x_codex, resolve_policy
 from app.turn import Message, Turn, TurnEvent
 
@@ -51,7 +52,11 @@ async def start_turn(
     if output.kind == "json_object":
         messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
     turn = Turn(model=model.id, messages=messages, policy=policy, output_schema=output.schema)
-    events = gateway.require_codex().events(turn)
+    executor = gateway.require_codex()
+    stats: RequestStats | None = getattr(request.state, "stats", None)
+    if stats is not None:
+        stats.model, stats.engine = model.id, executor.engine.name
+    events = executor.events(turn, stats)
     return StartedTurn(turn, await first_event(request, events), events)
 
 

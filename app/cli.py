@@ -1,0 +1,133 @@
+"""`python -m app [serve|doctor|config]`: run the gateway, check a setup, show the effective settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+
+from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_version
+from app.codex_home import isolated_home_dir
+from app.config import ConfigError, Settings, load_settings
+from app.engines.protocol import ProtocolDrift, check_protocol
+from app.provider import ProviderResolver
+
+Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
+
+
+def serve(settings: Settings) -> int:
+    uvicorn.run("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    return 0
+
+
+def check_codex(settings: Settings, home: Path) -> Check:
+    try:
+        located = locate_codex(settings)
+        env = {**child_environment(settings, home), **located.extra_env}
+        binary = probe_version(located, env)
+    except CodexMissing as exc:
+        return False, f"codex: {exc}. Fix: run `npm ci` in the repository, or set CODEX_PATH to the codex binary"
+    if settings.codex_engine == "app-server":
+        try:
+            check_protocol(binary, env)
+        except ProtocolDrift as exc:
+            return False, f"codex: {exc}"
+    return True, f"codex: {binary.version} at {binary.path} ({settings.codex_engine} engine)"
+
+
+def check_login(settings: Settings, home: Path) -> Check:
+    provider = ProviderResolver(home, child_environment(settings, home)).current()
+    if provider.name != "openai":
+        return True, f"login: not needed for provider {provider.name} (its credentials are its own)"
+    if (home / "auth.json").exists():
+        return True, f"login: {home / 'auth.json'} present"
+    return False, f"login: no {home / 'auth.json'}. Fix: CODEX_HOME={home} npx codex login"
+
+
+def check_provider(settings: Settings, home: Path) -> Check:
+    try:
+        provider = ProviderResolver(home, child_environment(settings, home)).current()
+    except ConfigError as exc:
+        return False, f"provider: {exc}. Fix: correct {home / 'config.toml'}"
+    where = f"{provider.name} at {provider.base_url or 'an undefined URL'}"
+    verdict = "local" if provider.is_local else "remote"
+    if settings.codex_local_only and not provider.is_local:
+        return False, (
+            f"provider: {where} is {verdict} but CODEX_LOCAL_ONLY=1. Fix: point model_provider in "
+            f"{home / 'config.toml'} at a loopback base_url, or set CODEX_LOCAL_ONLY=0"
+        )
+    return True, f"provider: {where} ({verdict}; local-only {'on' if settings.codex_local_only else 'off'})"
+
+
+def check_workdir(settings: Settings, _home: Path) -> Check:
+    path = settings.codex_workdir
+    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
+        return True, f"workdir: {path} writable"
+    return False, f"workdir: {path} is not a writable directory. Fix: create it or set CODEX_WORKDIR"
+
+
+def check_port(settings: Settings, _home: Path) -> Check:
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.bind(infos[0][4])
+    except OSError as exc:
+        return False, f"port: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}). Fix: set PORT"
+    return True, f"port: {settings.host}:{settings.port} free"
+
+
+CHECKS: tuple[Callable[[Settings, Path], Check], ...] = (
+    check_codex, check_login, check_provider, check_workdir, check_port,
+)  # fmt: skip
+
+
+def doctor(settings: Settings) -> int:
+    """Each check on one line; exit 0 only when all hold."""
+    home = isolated_home_dir(settings) if settings.codex_isolated_home else settings.user_codex_home
+    results = [check(settings, home) for check in CHECKS]
+    for passed, line in results:
+        print(f"{'ok  ' if passed else 'FAIL'} {line}")
+    return 0 if all(passed for passed, _ in results) else 1
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def config(settings: Settings) -> int:
+    """The effective settings, one KEY=value per line; secrets masked."""
+    for name in sorted(Settings.model_fields):
+        value = getattr(settings, name)
+        if name == "proxy_api_key":
+            value = f"*** ({len(settings.api_keys)} key{'s' if len(settings.api_keys) != 1 else ''})" if value else ""
+        elif name == "rate_limit_storage_uri":
+            value = _masked_url(value)
+        elif isinstance(value, tuple):
+            value = ",".join(str(v) for v in value)
+        print(f"{name.upper()}={'' if value is None else value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Codex-Wrapper")
+    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "doctor", "config"))
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if args.command == "doctor":
+            print(f"FAIL settings: {exc}. Fix: correct it in the environment or in CODEX_ENV_FILE (default .env)")
+            return 1
+        print(f"codex-wrapper: {exc}", file=sys.stderr)
+        return 2
+    return {"serve": serve, "doctor": doctor, "config": config}[args.command](settings)

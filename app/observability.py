@@ -1,0 +1,133 @@
+"""Metrics (/metrics, Prometheus text format), one JSON log line per request, and the x-request-id header."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("codex_wrapper.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass
+class RequestStats:
+    """What one request did; endpoints and the executor fill it, the middleware logs and counts it."""
+
+    request_id: str
+    endpoint: str = ""
+    model: str | None = None
+    engine: str | None = None
+    status: int = 0
+    queue_wait_ms: float | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error: str | None = None
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def log_line(self) -> str:
+        fields = {k: v for k, v in asdict(self).items() if not k.startswith("_") and v is not None}
+        return json.dumps({"event": "request", **fields}, separators=(",", ":"))
+
+
+def stats_of(scope_state: dict[str, Any]) -> RequestStats | None:
+    return scope_state.get("stats")
+
+
+class GatewayCollector:
+    """Gauges and counters read from the running gateway at scrape time."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.read()
+        yield GaugeMetricFamily("codex_wrapper_queue_depth", "Turns waiting for a Codex slot", value=state["waiting"])
+        yield GaugeMetricFamily("codex_wrapper_turns_in_flight", "Turns running in Codex", value=state["running"])
+        yield CounterMetricFamily(
+            "codex_wrapper_codex_restarts", "Codex app-server worker restarts", value=state["restarts"]
+        )
+        errors = CounterMetricFamily("codex_wrapper_upstream_errors", "Failed turns by kind", labels=["kind"])
+        for kind, count in sorted(state["failures"].items()):
+            errors.add_metric([kind], count)
+        yield errors
+
+
+class Metrics:
+    def __init__(self, read_state: Callable[[], dict[str, Any]]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "codex_wrapper_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "codex_wrapper_request_seconds", "Request duration", ["endpoint"], buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "codex_wrapper_time_to_first_token_seconds", "Time until the first byte of the answer", ["endpoint"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.registry.register(GatewayCollector(read_state))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def observe(self, stats: RequestStats) -> None:
+        self.requests.labels(stats.endpoint, str(stats.status)).inc()
+        if stats.total_ms is not None:
+            self.latency.labels(stats.endpoint).observe(stats.total_ms / 1000)
+        if stats.ttft_ms is not None and stats.model is not None:
+            self.ttft.labels(stats.endpoint).observe(stats.ttft_ms / 1000)
+
+
+class RequestObserver:
+    """ASGI middleware: request id in and out, timing of the first and last body bytes, the log line, metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        stats = RequestStats(given if _REQUEST_ID.match(given) else uuid.uuid4().hex)
+        scope.setdefault("state", {})["stats"] = stats
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                stats.status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", stats.request_id.encode())]
+            elif message["type"] == "http.response.body":
+                elapsed = (time.perf_counter() - stats._started) * 1000
+                if stats.ttft_ms is None and message.get("body"):
+                    stats.ttft_ms = round(elapsed, 1)
+                if not message.get("more_body"):
+                    stats.total_ms = round(elapsed, 1)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            route = scope.get("route")
+            stats.endpoint = getattr(route, "path", None) or "unmatched"
+            if stats.total_ms is None:
+                stats.total_ms = round((time.perf_counter() - stats._started) * 1000, 1)
+            if stats.endpoint not in ("/health", "/metrics"):
+                access_log.info(stats.log_line())
+            if (metrics := self.metrics()) is not None:
+                metrics.observe(stats)

@@ -1,0 +1,139 @@
+"""Operating the gateway: metrics, the JSON request log, request ids, `doctor`, `config`, Docker files."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from tests.fakes.provider import FakeProvider, Script
+from tests.harness import (
+    FAKE_MODEL,
+    REPO,
+    SERVE_COMMAND,
+    RunningGateway,
+    clean_environment,
+    free_port,
+    write_codex_home,
+)
+
+StartGateway = Callable[..., RunningGateway]
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_real_requests(start_gateway: StartGateway, provider: FakeProvider) -> None:
+    gateway = start_gateway(PROXY_API_KEY="sk-metrics")
+    client = gateway.client("sk-metrics")
+    client.chat.completions.create(model=FAKE_MODEL, messages=HELLO)
+    client.responses.create(model=FAKE_MODEL, input="hi")
+    marker = provider.script("metrics-500", Script(status=500))
+    with gateway.http() as http:
+        http.post(
+            "/v1/chat/completions",
+            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}]},
+            headers={"Authorization": "Bearer sk-metrics"},
+        )
+        text = http.get("/metrics").text  # open, like /health
+    assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/chat/completions", status="200") == 1
+    assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/responses", status="200") == 1
+    assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/chat/completions", status="502") == 1
+    assert metric_value(text, "codex_wrapper_request_seconds_count", endpoint="/v1/chat/completions") == 2
+    assert metric_value(text, "codex_wrapper_time_to_first_token_seconds_count", endpoint="/v1/responses") == 1
+    assert metric_value(text, "codex_wrapper_upstream_errors_total", kind="upstream") == 1
+    assert "codex_wrapper_queue_depth 0.0" in text and "codex_wrapper_turns_in_flight 0.0" in text
+    assert "codex_wrapper_codex_restarts_total 0.0" in text
+
+
+def test_one_json_log_line_per_request_without_secrets(start_gateway: StartGateway) -> None:
+    gateway = start_gateway(PROXY_API_KEY="sk-do-not-log-me")
+    with gateway.http(headers={"Authorization": "Bearer sk-do-not-log-me", "x-request-id": "trace-123"}) as http:
+        response = http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": HELLO})
+        assert response.headers["x-request-id"] == "trace-123"
+        generated = http.get("/v1/models", headers={"x-request-id": "bad id with spaces"}).headers["x-request-id"]
+    assert generated != "bad id with spaces" and len(generated) == 32
+    log = gateway.log()
+    assert "sk-do-not-log-me" not in log
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    [chat] = [line for line in lines if line.get("request_id") == "trace-123"]
+    assert chat["endpoint"] == "/v1/chat/completions" and chat["status"] == 200 and chat["model"] == FAKE_MODEL
+    assert chat["engine"] == "app-server" and chat["input_tokens"] == 11 and chat["output_tokens"] == 7
+    for name in ("queue_wait_ms", "ttft_ms", "total_ms"):
+        assert isinstance(chat[name], float | int) and chat[name] >= 0
+    assert any(line.get("request_id") == generated for line in lines)
+
+
+def run_cli(command: str, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    defaults = {"CODEX_WORKDIR": str(tmp_path / "work"), "CODEX_DATA_DIR": str(tmp_path / "data")}
+    env = clean_environment(**{**defaults, **settings})
+    return subprocess.run(
+        [sys.executable, "-m", "app", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_doctor_passes_on_a_good_setup(provider: FakeProvider, tmp_path: Path) -> None:
+    home = write_codex_home(tmp_path / "home", provider.base_url)
+    done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=str(free_port()), CODEX_LOCAL_ONLY="1")
+    assert done.returncode == 0, done.stdout
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 5
+    assert "0.169.0" in done.stdout and "provider: fake at http://127.0.0.1" in done.stdout
+
+
+def test_doctor_names_the_fix(provider: FakeProvider, tmp_path: Path) -> None:
+    remote = write_codex_home(tmp_path / "remote", "https://api.example.com/v1")
+    missing = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(remote), CODEX_PATH="/nope/codex", CODEX_LOCAL_ONLY="1")
+    assert missing.returncode == 1
+    failed = [line for line in missing.stdout.splitlines() if line.startswith("FAIL")]
+    assert any(line.startswith("FAIL codex") and "Fix: run `npm ci`" in line for line in failed)
+    assert any(line.startswith("FAIL provider") and "CODEX_LOCAL_ONLY=0" in line for line in failed)
+    bad_dir = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(remote), CODEX_WORKDIR="/proc/no-such-dir")
+    assert bad_dir.returncode == 1 and "FAIL settings" in bad_dir.stdout and "CODEX_WORKDIR" in bad_dir.stdout
+
+
+def test_doctor_finds_a_busy_port(provider: FakeProvider, tmp_path: Path, gateway: RunningGateway) -> None:
+    home = write_codex_home(tmp_path / "home", provider.base_url)
+    port = gateway.base_url.rsplit(":", 1)[1]
+    done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=port)
+    assert done.returncode == 1 and "FAIL port" in done.stdout and "Fix: set PORT" in done.stdout
+
+
+def test_config_masks_secrets(tmp_path: Path) -> None:
+    done = run_cli(
+        "config", tmp_path, PROXY_API_KEY="sk-one,sk-two", RATE_LIMIT_STORAGE_URI="redis://user:hunter2@cache:6379/0"
+    )
+    assert done.returncode == 0
+    assert "sk-one" not in done.stdout and "hunter2" not in done.stdout
+    assert "PROXY_API_KEY=*** (2 keys)" in done.stdout and "CODEX_SANDBOX_MODE=read-only" in done.stdout
+
+
+def test_compose_file_names_both_services() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"codex-wrapper", "open-webui"} <= set(services)
+    assert services["open-webui"]["environment"]["OPENAI_API_BASE_URL"] == "http://codex-wrapper:8000/v1"
+    assert any(v.endswith(":/home/codex/.codex") for v in services["codex-wrapper"]["volumes"])
+    assert services["codex-wrapper"]["environment"]["HOST"] == "0.0.0.0"
+    assert "healthcheck" in services["codex-wrapper"] and services["codex-wrapper"]["restart"]
+    assert services["codex-wrapper-second"]["profiles"] == ["second"]
+
+
+def test_dockerfile_runs_what_the_tests_run() -> None:
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    [cmd] = [line for line in lines if line.startswith("CMD ")]
+    assert tuple(json.loads(cmd.removeprefix("CMD "))) == SERVE_COMMAND
+    text = "\n".join(lines)
+    assert "npm ci" in text and "package-lock.json" in text and "USER codex" in text and "HEALTHCHECK" in text
+    assert "HOST=0.0.0.0" in text
+    makefile = (REPO / "Makefile").read_text()
+    assert shlex.join(SERVE_COMMAND[1:]) in makefile  # `make run` too
