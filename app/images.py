@@ -49,10 +49,16 @@ def decode_data_url(url: str) -> tuple[str, bytes] | None:
         return None
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
 def address_allowed(address: str, allow_loopback: bool) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):  # IPv6 forms that carry an IPv4 address: judge that address
+        if any(ip in net for net in _NAT64):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        else:
+            ip = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None) or ip
     if ip.is_loopback:
         return allow_loopback
     return ip.is_global and not ip.is_multicast
@@ -90,6 +96,8 @@ class ImageFetcher:
             content_type, body = await asyncio.wait_for(self._fetch(ref, url), self.timeout)
         except TimeoutError:
             raise _refuse(ref, f"no answer within {self.timeout:g} s", "image_fetch_failed") from None
+        except (httpx.HTTPError, ValueError) as exc:  # connection refused, broken URL or headers, …
+            raise _refuse(ref, f"fetching it failed ({type(exc).__name__})", "image_fetch_failed") from None
         return self._checked(ref, content_type, body)
 
     def _checked(self, ref: ImageRef, content_type: str, body: bytes) -> str:
@@ -159,5 +167,12 @@ class MessageDraft:
 async def materialize(drafts: list[MessageDraft], fetcher: ImageFetcher) -> tuple[Message, ...]:
     """Messages with every image as a data URL (fetched concurrently); the first bad image is a 400."""
     refs = [ref for draft in drafts for ref in draft.images]
-    urls = iter(await asyncio.gather(*(fetcher.data_url(ref) for ref in refs)))
+    if not refs:
+        return tuple(Message(d.role, d.text) for d in drafts)  # type: ignore[arg-type]
+    try:
+        async with asyncio.TaskGroup() as group:  # the first bad image cancels the other fetches
+            tasks = [group.create_task(fetcher.data_url(ref)) for ref in refs]
+    except BaseExceptionGroup as failed:
+        raise next(e for e in failed.exceptions if isinstance(e, ApiError)) from None
+    urls = iter(task.result() for task in tasks)
     return tuple(Message(d.role, d.text, tuple(next(urls) for _ in d.images)) for d in drafts)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
-from app.api.turns import StartedTurn, ignored_header, start_turn
+from app.api.turns import StartedTurn, ignored_header, precheck, start_turn
 from app.errors import ApiError, failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
@@ -249,9 +249,11 @@ async def collect(started: StartedTurn, rules: ChatRules) -> tuple[str, str, Usa
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
     extra = body.model_extra or {}
     ignored = check_params(extra)
-    messages = await materialize(to_messages(body.messages), gateway.images)
+    drafts = to_messages(body.messages)
     output = chat_format(extra.get("response_format"))
     stops = stop_strings(extra.get("stop"))
+    precheck(gateway, body.model, body.x_codex)
+    messages = await materialize(drafts, gateway.images)
     started = await start_turn(
         gateway, request, body.model, messages, body.x_codex, requested_effort=body.reasoning_effort, output=output
     )

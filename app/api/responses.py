@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from app.api.output import OutputFormat, responses_format
 from app.api.response_events import ResponseBuilder, new_id
 from app.api.streaming import SSE_HEADERS, until_disconnect
-from app.api.turns import ignored_header, start_turn
+from app.api.turns import ignored_header, precheck, start_turn
 from app.auth import bearer_token
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
@@ -228,7 +228,7 @@ async def collect(
 async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)):
     ignored = check_params(body.model_extra or {})
     drafts, input_items = to_messages(body.input)
-    new_messages = await materialize(drafts, gateway.images)
+    precheck(gateway, body.model, body.x_codex)
     owner = owner_of(request, gateway)
     history: tuple[Message, ...] = ()
     if body.previous_response_id is not None:
@@ -252,6 +252,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     if body.metadata is not None and len(body.metadata) > 16:
         raise invalid("'metadata' holds at most 16 keys.", param="metadata", code="invalid_value")
     output = responses_format((body.model_extra or {}).get("text"))
+    new_messages = await materialize(drafts, gateway.images)
     conversation = (*history, *new_messages)
     instructions = (Message("developer", body.instructions),) if body.instructions else ()
     started = await start_turn(

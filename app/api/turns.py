@@ -60,5 +60,11 @@ async def start_turn(
     return StartedTurn(turn, await first_event(request, events), events)
 
 
+def precheck(gateway: Gateway, model_name: str, x_codex: Any) -> None:
+    """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast."""
+    parse_x_codex(x_codex)
+    gateway.catalog.resolve(model_name)
+
+
 def ignored_header(ignored: list[str]) -> dict[str, str]:
     return {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}

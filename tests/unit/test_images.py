@@ -141,3 +141,22 @@ def test_loopback_only_when_allowed() -> None:
     assert address_allowed("127.0.0.1", allow_loopback=True)
     assert not address_allowed("10.0.0.1", allow_loopback=True)
     assert not address_allowed("169.254.169.254", allow_loopback=True)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:a9fe:a9fe::1", "2002:0a00:0001::1", "::ffff:10.0.0.1"],
+)
+def test_ipv6_forms_of_private_ipv4_are_refused(address: str) -> None:
+    assert not address_allowed(address, allow_loopback=False)
+
+
+def test_public_ipv6_and_nat64_of_public_ipv4_are_allowed() -> None:
+    assert address_allowed("2606:2800:220:1:248:1893:25c8:1946", allow_loopback=False)
+    assert address_allowed("64:ff9b::5db8:d822", allow_loopback=False)  # 93.184.216.34
+
+
+async def test_a_refused_connection_is_a_400() -> None:
+    with respx.mock:
+        respx.get("https://images.example.com/down.png").mock(side_effect=httpx.ConnectError("refused"))
+        assert (await refused("https://images.example.com/down.png")).code == "image_fetch_failed"
