@@ -22,7 +22,14 @@ Check = tuple[bool, str]  # passed, the line to print (with the fix when it fail
 
 
 def serve(settings: Settings) -> int:
-    uvicorn.run("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # then running turns are stopped
+    )
     return 0
 
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     codex_max_parallel_requests: int = Field(2, ge=1)
     codex_max_queue: int = Field(32, ge=0)
     codex_queue_timeout_seconds: float = Field(30.0, gt=0)
+    codex_max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    codex_shutdown_grace_seconds: float = Field(10.0, ge=0)
     codex_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     codex_image_timeout_seconds: float = Field(10.0, gt=0)
     codex_image_allow_loopback: bool = False  # for tests and local image servers; private ranges stay refused

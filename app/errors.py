@@ -11,6 +11,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("codex_wrapper")
+
+
+class BodyTooLarge(Exception):
+    """A request body beyond CODEX_MAX_REQUEST_BYTES (raised while it is read)."""
+
+
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -88,6 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         message = "Not found." if exc.status_code == 404 else str(exc.detail)
         return ApiError(exc.status_code, message, code=code).response()
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return ApiError(413, str(exc), code="request_too_large").response()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
