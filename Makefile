@@ -6,13 +6,16 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
 
-.PHONY: run test lint format setup clean bench
+.PHONY: run test lint format setup clean bench soak
 
 run: $(RUNTIME_STAMP) $(CODEX_STAMP)
 	$(PY) -m app serve
 
 test: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m pytest
+
+soak: $(DEV_STAMP) $(CODEX_STAMP)
+	RELIABILITY_SCALE=10 $(PY) -m pytest tests/reliability
 
 bench: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m bench.engines

@@ -31,6 +31,7 @@ class Executor:
         self.running = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self._finishing: set[asyncio.Task[None]] = set()
+        self._producers: set[asyncio.Task[None]] = set()
 
     def _queue_full(self, why: str) -> ApiError:
         retry_after = str(max(1, int(self.queue_timeout // 4)))
@@ -78,6 +79,8 @@ class Executor:
         deadline = loop.time() + self.turn_timeout
         self.running += 1
         task = asyncio.create_task(produce())
+        self._producers.add(task)
+        task.add_done_callback(self._producers.discard)
         ended = False
         try:
             while True:
@@ -116,7 +119,10 @@ class Executor:
             stats.input_tokens, stats.output_tokens = event.usage.input_tokens, event.usage.output_tokens
         return event
 
-    async def drain(self) -> None:
-        """Wait for engines still tidying up after their answers (shutdown)."""
-        if self._finishing:
-            await asyncio.gather(*self._finishing, return_exceptions=True)
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Stop every turn still running and wait (bounded) for the engines to clean up after them."""
+        for task in self._producers:
+            task.cancel()
+        pending = self._producers | self._finishing
+        if pending:
+            await asyncio.wait(pending, timeout=grace)

@@ -28,7 +28,7 @@ from app.errors import ApiError, install_error_handlers
 from app.executor import Executor
 from app.gateway import Gateway
 from app.images import ImageFetcher
-from app.observability import BodyLimit, Metrics, RequestObserver, access_log
+from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
 from app.store import ResponseStore
@@ -153,13 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield
         if executor is not None:
-            await executor.drain()
+            await executor.shutdown()
             await executor.engine.stop()
 
     app = FastAPI(title="Codex-Wrapper", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.state.metrics = Metrics(lambda: gateway_state(app))
     app.add_middleware(BodyLimit, limit=settings.codex_max_request_bytes)
+    app.add_middleware(ShutdownAnswer)
     app.add_middleware(RequestObserver, metrics=lambda: app.state.metrics)
 
     @app.exception_handler(ClientGone)

@@ -172,6 +172,7 @@ class ExecEngine:
         self.binary = binary
         self.env = env
         self.chat_instructions: Path | None = None
+        self._groups: set[int] = set()  # process groups of running turns, for shutdown
 
     async def start(self) -> None:
         handle, path = tempfile.mkstemp(prefix="codex-wrapper-chat-", suffix=".md")
@@ -180,6 +181,8 @@ class ExecEngine:
         self.chat_instructions = Path(path)
 
     async def stop(self) -> None:
+        for group in list(self._groups):  # turns whose cleanup did not get to run
+            kill_group(group, signal.SIGKILL)
         if self.chat_instructions is not None:
             self.chat_instructions.unlink(missing_ok=True)
 
@@ -216,6 +219,7 @@ class ExecEngine:
         except OSError as exc:
             yield Failed(FailureKind.UNAVAILABLE, f"cannot start Codex ({self.binary.path}): {exc.strerror or exc}")
             return
+        self._groups.add(proc.pid)
         feeder = asyncio.create_task(_feed(proc, render_prompt(turn.messages).encode()))
         stderr_tail = asyncio.create_task(_tail(proc.stderr))
         parser = ExecEventParser()
@@ -234,6 +238,7 @@ class ExecEngine:
         finally:
             feeder.cancel()
             await _reap(proc, graceful=answered)
+            self._groups.discard(proc.pid)
             stderr_tail.cancel()
 
 

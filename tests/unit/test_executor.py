@@ -52,7 +52,7 @@ async def test_a_turn_ends_with_completed_and_frees_its_slot() -> None:
     runner = executor(engine)
     assert await drain(runner.events(TURN)) == [TextDelta("a"), Completed("a")]
     assert await drain(runner.events(TURN)) == [TextDelta("a"), Completed("a")]
-    await runner.drain()
+    await runner.shutdown()
     assert engine.cleaned == 2 and runner.running == 0
 
 
