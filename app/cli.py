@@ -49,12 +49,16 @@ def check_codex(settings: Settings, home: Path) -> Check:
 
 
 def check_login(settings: Settings, home: Path) -> Check:
-    provider = ProviderResolver(home, child_environment(settings, home)).current()
+    try:
+        provider = ProviderResolver(home, child_environment(settings, home)).current()
+    except ConfigError:
+        return False, "login: cannot tell while config.toml is unreadable (see the provider line)"
     if provider.name != "openai":
         return True, f"login: not needed for provider {provider.name} (its credentials are its own)"
-    if (home / "auth.json").exists():
-        return True, f"login: {home / 'auth.json'} present"
-    return False, f"login: no {home / 'auth.json'}. Fix: CODEX_HOME={home} npx codex login"
+    user_home = settings.user_codex_home  # an isolated home links to the user's auth.json
+    if (user_home / "auth.json").exists():
+        return True, f"login: {user_home / 'auth.json'} present"
+    return False, f"login: no {user_home / 'auth.json'}. Fix: CODEX_HOME={user_home} npx codex login"
 
 
 def check_provider(settings: Settings, home: Path) -> Check:

@@ -202,7 +202,7 @@ class ShutdownAnswer:
 
         try:
             await self.app(scope, receive, tracked)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # answered below, not re-raised: the server is ending this task anyway
             if started:
                 raise
             error = {"message": "The gateway is shutting down; retry.", "type": "service_unavailable",
