@@ -13,9 +13,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
+from app.api.params import TOOLS_LATER, Rule, absent, anything, check_extras, falsy
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
 from app.api.turns import StartedTurn, ignored_header, precheck, start_turn
-from app.errors import ApiError, failure_error, invalid
+from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
 from app.turn import Completed, Failed, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
@@ -46,40 +47,25 @@ class ChatRequest(BaseModel):
     x_codex: Any = None
 
 
-def _refuse(param: str, what: str) -> ApiError:
-    return invalid(f"'{param}' is not supported by this gateway: {what}.", param=param, code="unsupported_parameter")
+RULES: dict[str, Rule] = {
+    "n": (lambda v: v in (None, 1), "Codex produces one choice per request"),
+    "logprobs": (lambda v: v in (None, False), "Codex does not report token log probabilities"),
+    "top_logprobs": (lambda v: v in (None, 0), "Codex does not report token log probabilities"),
+    "tools": (falsy, TOOLS_LATER),
+    "functions": (falsy, TOOLS_LATER),
+    "tool_choice": (lambda v: v in (None, "none", "auto"), TOOLS_LATER),
+    "function_call": (lambda v: v in (None, "none", "auto"), TOOLS_LATER),
+    "audio": (absent, "not available through Codex"),
+    "prediction": (absent, "not available through Codex"),
+    "web_search_options": (absent, "not available through Codex"),
+    "modalities": (lambda v: v in (None, ["text"]), "only text output is available"),
+    "response_format": (anything, ""),  # honoured: chat_format
+    "stop": (anything, ""),  # honoured: stop_strings
+}
 
 
 def check_params(extra: dict[str, Any]) -> list[str]:
-    """Refuse what cannot be honoured, by name; return the accepted-but-ignored parameters."""
-    ignored = []
-    for name, value in extra.items():
-        if name in IGNORED_PARAMS:
-            if value is not None:
-                ignored.append(name)
-        elif name == "n":
-            if value not in (None, 1):
-                raise _refuse("n", "Codex produces one choice per request")
-        elif name in ("logprobs", "top_logprobs"):
-            if value not in (None, False, 0):
-                raise _refuse(name, "Codex does not report token log probabilities")
-        elif name in ("tools", "functions"):
-            if value:
-                raise _refuse(name, "function calling is not available yet")
-        elif name in ("tool_choice", "function_call"):
-            if value not in (None, "none", "auto"):
-                raise _refuse(name, "function calling is not available yet")
-        elif name in ("audio", "prediction", "web_search_options"):
-            if value is not None:
-                raise _refuse(name, "not available through Codex")
-        elif name == "modalities":
-            if value is not None and value != ["text"]:
-                raise _refuse(name, "only text output is available")
-        elif name in ("response_format", "stop"):
-            pass  # honoured: see chat_format and stop_strings
-        else:
-            raise invalid(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
-    return ignored
+    return check_extras(extra, IGNORED_PARAMS, RULES)
 
 
 def _content(content: Any, param: str, role: str) -> tuple[str, tuple[ImageRef, ...]]:
@@ -125,7 +111,8 @@ def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft]:
             )
         for key, value in item.items():
             if key in ("tool_calls", "function_call", "audio") and value:
-                raise _refuse(f"{where}.{key}", "function calling and audio are not available yet")
+                message = f"'{where}.{key}' is not supported: function calling and audio are not available yet."
+                raise invalid(message, param=f"{where}.{key}", code="unsupported_parameter")
             if key not in ("role", "content", "name", "refusal", "annotations", "tool_calls", "function_call", "audio"):
                 message = f"Unrecognized argument in '{where}': {key}"
                 raise invalid(message, param=f"{where}.{key}", code="unknown_parameter")

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.api.output import OutputFormat, responses_format
+from app.api.params import TOOLS_LATER, Rule, absent, anything, check_extras, falsy
 from app.api.response_events import ResponseBuilder, new_id
 from app.api.streaming import SSE_HEADERS, until_disconnect
 from app.api.turns import ignored_header, precheck, start_turn
@@ -54,37 +55,19 @@ class ResponsesRequest(BaseModel):
     x_codex: Any = None
 
 
-def _refuse(param: str, what: str) -> ApiError:
-    return invalid(f"'{param}' is not supported by this gateway: {what}.", param=param, code="unsupported_parameter")
+RULES: dict[str, Rule] = {
+    "tools": (falsy, TOOLS_LATER),
+    "tool_choice": (lambda v: v in (None, "none", "auto"), TOOLS_LATER),
+    "include": (falsy, "no extra output data is available"),
+    "background": (falsy, "background responses are not available"),
+    "prompt": (absent, "not available through Codex"),
+    "conversation": (absent, "not available through Codex"),
+    "text": (anything, ""),  # honoured: responses_format
+}
 
 
 def check_params(extra: dict[str, Any]) -> list[str]:
-    """Refuse what cannot be honoured, by name; return the accepted-but-ignored parameters."""
-    ignored = []
-    for name, value in extra.items():
-        if name in IGNORED_PARAMS:
-            if value is not None:
-                ignored.append(name)
-        elif name == "tools":
-            if value:
-                raise _refuse(name, "function calling is not available yet")
-        elif name == "tool_choice":
-            if value not in (None, "none", "auto"):
-                raise _refuse(name, "function calling is not available yet")
-        elif name == "text":
-            pass  # honoured: see responses_format
-        elif name == "include":
-            if value:
-                raise _refuse(name, "no extra output data is available")
-        elif name == "background":
-            if value:
-                raise _refuse(name, "background responses are not available")
-        elif name in ("prompt", "conversation"):
-            if value is not None:
-                raise _refuse(name, "not available through Codex")
-        else:
-            raise invalid(f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
-    return ignored
+    return check_extras(extra, IGNORED_PARAMS, RULES)
 
 
 def _parts(content: Any, where: str, role: str) -> tuple[str, tuple[ImageRef, ...]]:
