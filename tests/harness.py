@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,16 @@ def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
         if pool or argv[1:2] != [b"app-server"]:
             found.append(int(entry.name))
     return found
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def wait_no_codex(codex_home: Path, timeout: float = 5.0) -> list[int]:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,18 +13,9 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider, Script, tool_outputs
-from tests.harness import FAKE_MODEL, REPO, RunningGateway, codex_processes
+from tests.harness import FAKE_MODEL, REPO, RunningGateway, codex_processes, wait_for
 
 StartGateway = Callable[..., RunningGateway]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_each_upstream_delta_is_its_own_chunk(start_gateway: StartGateway, provider: FakeProvider) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,18 +13,9 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider, Script
-from tests.harness import FAKE_MODEL, RunningGateway, codex_processes, wait_no_codex
+from tests.harness import FAKE_MODEL, RunningGateway, codex_processes, wait_for, wait_no_codex
 
 StartGateway = Callable[..., RunningGateway]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def post_in_background(url: str, body: dict, timeout: float, headers: dict | None = None) -> threading.Thread:
