@@ -19,6 +19,7 @@ from tests.harness import (
     RunningGateway,
     clean_environment,
     free_port,
+    wait_for,
     write_codex_home,
 )
 
@@ -45,6 +46,10 @@ def test_metrics_count_real_requests(start_gateway: StartGateway, provider: Fake
             json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}]},
             headers={"Authorization": "Bearer sk-metrics"},
         )
+        # a request is counted once its response has gone out: poll until the last one shows
+        assert wait_for(
+            lambda: metric_value(http.get("/metrics").text, "codex_wrapper_requests_total", status="502") == 1
+        )
         text = http.get("/metrics").text  # open, like /health
     assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/chat/completions", status="200") == 1
     assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/responses", status="200") == 1
@@ -63,15 +68,18 @@ def test_one_json_log_line_per_request_without_secrets(start_gateway: StartGatew
         assert response.headers["x-request-id"] == "trace-123"
         generated = http.get("/v1/models", headers={"x-request-id": "bad id with spaces"}).headers["x-request-id"]
     assert generated != "bad id with spaces" and len(generated) == 32
-    log = gateway.log()
-    assert "sk-do-not-log-me" not in log
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    [chat] = [line for line in lines if line.get("request_id") == "trace-123"]
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in gateway.log().splitlines() if line.startswith("{")]
+
+    # the line is written once the response has gone out: give it a moment to land in the log file
+    assert wait_for(lambda: {"trace-123", generated} <= {line.get("request_id") for line in lines()})
+    assert "sk-do-not-log-me" not in gateway.log()
+    [chat] = [line for line in lines() if line.get("request_id") == "trace-123"]
     assert chat["endpoint"] == "/v1/chat/completions" and chat["status"] == 200 and chat["model"] == FAKE_MODEL
     assert chat["engine"] == "app-server" and chat["input_tokens"] == 11 and chat["output_tokens"] == 7
     for name in ("queue_wait_ms", "ttft_ms", "total_ms"):
         assert isinstance(chat[name], float | int) and chat[name] >= 0
-    assert any(line.get("request_id") == generated for line in lines)
 
 
 def run_cli(command: str, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
