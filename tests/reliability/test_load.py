@@ -74,7 +74,7 @@ def test_load_above_the_limits(start_gateway: StartGateway, provider: FakeProvid
     assert all(
         last == "data: [DONE]" or not last.startswith("data:") for status, _, _, last in results if status == 200
     )
-    assert statuses.count(200) >= total // 4
+    assert statuses.count(200) >= total // 8  # work gets done: the queue is not just refusing
     assert wait_no_codex(gateway.codex_home) == []
     assert sorted(codex_processes(gateway.codex_home, pool=True)) == pool_before  # the pool only, unchanged
     time.sleep(0.5)
