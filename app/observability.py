@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import BodyTooLarge
+from app.errors import ApiError, BodyTooLarge
 
 access_log = logging.getLogger("codex_wrapper.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -136,6 +136,15 @@ class RequestObserver:
                 metrics.observe(stats)
 
 
+async def send_error(send: Send, error: ApiError) -> None:
+    """Answer with `error` in the OpenAI envelope, from a middleware (outside FastAPI's handlers)."""
+    body = json.dumps(error.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimit:
     """ASGI middleware: a request body above `limit` bytes is a 413, whether declared or streamed."""
 
@@ -149,7 +158,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await send_error(send, self._too_large())
             return
         seen = 0
 
@@ -159,28 +168,17 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge(self._message())
+                    raise BodyTooLarge(self._too_large().message)
             return message
 
         try:
             await self.app(scope, counted, send)
         except BodyTooLarge:
-            await self._refuse(send)
+            await send_error(send, self._too_large())
 
-    def _message(self) -> str:
-        return f"The request body is larger than CODEX_MAX_REQUEST_BYTES ({self.limit} bytes)."
-
-    async def _refuse(self, send: Send) -> None:
-        error = {
-            "message": self._message(),
-            "type": "invalid_request_error",
-            "param": None,
-            "code": "request_too_large",
-        }
-        body = json.dumps({"error": error}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    def _too_large(self) -> ApiError:
+        message = f"The request body is larger than CODEX_MAX_REQUEST_BYTES ({self.limit} bytes)."
+        return ApiError(413, message, code="request_too_large")
 
 
 class ShutdownAnswer:
@@ -205,9 +203,7 @@ class ShutdownAnswer:
         except asyncio.CancelledError:  # answered below, not re-raised: the server is ending this task anyway
             if started:
                 raise
-            error = {"message": "The gateway is shutting down; retry.", "type": "service_unavailable",
-                     "param": None, "code": "shutting_down"}  # fmt: skip
-            body = json.dumps({"error": error}).encode()
-            headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            retry = ApiError(
+                503, "The gateway is shutting down; retry.", code="shutting_down", headers={"Retry-After": "1"}
+            )
+            await send_error(send, retry)
