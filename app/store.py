@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.turn import Message
+from app.turn import Message, decode_history, encode_history
 
 log = logging.getLogger("codex_wrapper")
 _SCHEMA = """
@@ -63,7 +63,6 @@ class ResponseStore:
         return db
 
     def _put(self, owner: str, stored: StoredResponse) -> None:
-        conversation = [{"role": m.role, "text": m.text} for m in stored.conversation]
         self._connect().execute(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -72,7 +71,7 @@ class ResponseStore:
                 int(stored.response.get("created_at") or time.time()),
                 json.dumps(stored.response),
                 json.dumps(stored.input_items),
-                json.dumps(conversation),
+                json.dumps(encode_history(stored.conversation)),
             ),
         )
         self._writes += 1
@@ -90,8 +89,7 @@ class ResponseStore:
         )
         if row is None:
             return None
-        conversation = tuple(Message(m["role"], m["text"]) for m in json.loads(row[2]))
-        return StoredResponse(json.loads(row[0]), json.loads(row[1]), conversation)
+        return StoredResponse(json.loads(row[0]), json.loads(row[1]), decode_history(json.loads(row[2])))
 
     def _delete(self, owner: str, response_id: str) -> bool:
         cursor = self._connect().execute("DELETE FROM responses WHERE id = ? AND owner = ?", (response_id, owner))

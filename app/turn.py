@@ -17,6 +17,15 @@ class Message:
     images: tuple[str, ...] = ()  # data URLs (the gateway fetched any http(s) image already)
 
 
+def encode_history(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """A conversation as JSON-ready objects, for the response store (images are not kept)."""
+    return [{"role": m.role, "text": m.text} for m in messages]
+
+
+def decode_history(raw: list[dict[str, Any]]) -> tuple[Message, ...]:
+    return tuple(Message(m["role"], m["text"]) for m in raw)
+
+
 @dataclass(frozen=True)
 class RunPolicy:
     """What Codex may do for one turn, resolved by policy.py from validated values only."""

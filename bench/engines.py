@@ -25,7 +25,8 @@ import httpx
 
 from app.codex_cli import CodexBinary, locate_codex
 from app.config import Settings
-from app.engines.app_server import CLIENT_INFO, WORKER_ARGS, thread_params, turn_params
+from app.engines.app_server_pool import CLIENT_INFO, WORKER_ARGS
+from app.engines.app_server_turn import thread_params, turn_params
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcSession
 from app.turn import Message, RunPolicy, Turn

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.engines.app_server import TurnTranslator, split_conversation, thread_params, turn_params
+from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
 from app.engines.protocol import missing_from
 from app.turn import Completed, Failed, FailureKind, Message, ReasoningDelta, RunPolicy, TextDelta, Turn, UsageReport
 

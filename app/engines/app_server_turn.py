@@ -1,0 +1,148 @@
+"""App-server turn translation: a Turn as thread/turn parameters and injected items; notifications as TurnEvents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.turn import (
+    Completed,
+    Failed,
+    FailureKind,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    Turn,
+    TurnEvent,
+    Usage,
+    UsageReport,
+)
+
+_RATE_LIMIT_INFOS = ("usageLimitExceeded", "rateLimitExceeded")
+
+
+def _item(message: Message) -> dict[str, Any]:
+    kind = "output_text" if message.role == "assistant" else "input_text"
+    parts: list[dict[str, Any]] = [{"type": kind, "text": message.text}] if message.text else []
+    parts += [{"type": "input_image", "image_url": url} for url in message.images]
+    return {"type": "message", "role": message.role, "content": parts}
+
+
+def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], Message]:
+    """The request's instructions and earlier turns as Responses items, and the last user message as input.
+
+    Instructions travel as an injected developer message (not thread/start's developerInstructions), so a thread
+    started ahead of the request fits any conversation.
+    """
+    instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer") and m.text)
+    turns = [m for m in messages if m.role in ("user", "assistant")]
+    last_user = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
+    prompt = turns[last_user] if last_user is not None else Message("user", "")
+    items = [_item(Message("developer", instructions))] if instructions else []
+    items += [_item(m) for i, m in enumerate(turns) if i != last_user and (m.text or m.images)]
+    return items, prompt
+
+
+def thread_params(turn: Turn) -> dict[str, Any]:
+    policy = turn.policy
+    config: dict[str, Any] = dict(BASE_CONFIG)
+    if policy.network_access is not None:
+        config["sandbox_workspace_write.network_access"] = policy.network_access
+    if policy.hide_reasoning:
+        config["hide_agent_reasoning"] = True
+        config["model_reasoning_summary"] = "none"
+    params: dict[str, Any] = {
+        "model": turn.model,
+        "cwd": str(policy.cwd),
+        "sandbox": policy.sandbox,
+        "approvalPolicy": "never",
+        "ephemeral": True,
+    }
+    if policy.mode == "chat":
+        config.update(CHAT_CONFIG)
+        params.update(environments=[], dynamicTools=[], baseInstructions=CHAT_BASE_INSTRUCTIONS)
+    params["config"] = config
+    return params
+
+
+def turn_params(thread_id: str, prompt: Message, turn: Turn) -> dict[str, Any]:
+    user_input: list[dict[str, Any]] = (
+        [{"type": "text", "text": prompt.text}] if prompt.text or not prompt.images else []
+    )
+    user_input += [{"type": "image", "url": url} for url in prompt.images]
+    params: dict[str, Any] = {"threadId": thread_id, "input": user_input, "effort": turn.policy.reasoning_effort}
+    if turn.output_schema is not None:
+        params["outputSchema"] = turn.output_schema
+    if turn.policy.hide_reasoning:
+        params["summary"] = "none"
+    elif turn.policy.reasoning_summary is not None:
+        params["summary"] = turn.policy.reasoning_summary
+    return params
+
+
+def failure_kind(error: dict[str, Any] | None) -> FailureKind:
+    info = (error or {}).get("codexErrorInfo")
+    if info in _RATE_LIMIT_INFOS:
+        return FailureKind.RATE_LIMITED
+    if isinstance(info, dict):
+        for detail in info.values():
+            if isinstance(detail, dict) and detail.get("httpStatusCode") == 429:
+                return FailureKind.RATE_LIMITED
+    return FailureKind.UPSTREAM
+
+
+def usage_of(params: dict[str, Any]) -> Usage:
+    total = (params.get("tokenUsage") or {}).get("total") or {}
+    return Usage(
+        input_tokens=int(total.get("inputTokens") or 0),
+        cached_input_tokens=int(total.get("cachedInputTokens") or 0),
+        output_tokens=int(total.get("outputTokens") or 0),
+        reasoning_output_tokens=int(total.get("reasoningOutputTokens") or 0),
+    )
+
+
+class TurnTranslator:
+    """App-server notifications of one thread → TurnEvents."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.usage = Usage()
+        self.error = ""
+        self._item: str | None = None  # the agent message the last delta belonged to
+        self._streamed: set[str] = set()
+
+    def _text(self, item_id: str, delta: str) -> TextDelta:
+        if item_id != self._item and self.text:
+            delta = "\n\n" + delta  # a further agent message, as the exec engine joins them
+        self._item = item_id
+        self._streamed.add(item_id)
+        self.text.append(delta)
+        return TextDelta(delta)
+
+    def feed(self, message: dict[str, Any]) -> list[TurnEvent]:
+        method, params = message.get("method"), message.get("params") or {}
+        if method == "item/agentMessage/delta" and params.get("delta"):
+            return [self._text(str(params.get("itemId")), params["delta"])]
+        if method == "item/reasoning/summaryTextDelta" and params.get("delta"):
+            return [ReasoningDelta(params["delta"])]
+        if method == "item/completed":
+            item = params.get("item") or {}
+            if item.get("type") == "agentMessage" and item.get("text") and item.get("id") not in self._streamed:
+                return [self._text(str(item.get("id")), item["text"])]
+        elif method == "thread/tokenUsage/updated":
+            self.usage = usage_of(params)
+        elif method == "error" and not params.get("willRetry"):
+            self.error = str((params.get("error") or {}).get("message") or "")
+        elif method == "turn/completed":
+            return self._completed(params.get("turn") or {})
+        return []
+
+    def _completed(self, turn: dict[str, Any]) -> list[TurnEvent]:
+        status = turn.get("status")
+        if status == "completed":
+            return [UsageReport(self.usage), Completed("".join(self.text))]
+        error = turn.get("error") or {}
+        message = error.get("message") or self.error or f"the turn ended as {status}"
+        if status == "interrupted":
+            return [Failed(FailureKind.CRASHED, f"Codex interrupted the turn: {message}")]
+        return [Failed(failure_kind(error), message)]
