@@ -50,13 +50,18 @@ def caller_key(request: Request, auth_on: bool) -> str:
 
 
 class RateLimiter:
-    """A moving one-minute window per caller in `limits` storage (memory://, or redis:// shared by instances)."""
+    """A moving one-minute window per caller in `limits` storage (memory://, or redis:// shared by instances).
 
-    def __init__(self, per_minute: int, storage_uri: str = "memory://") -> None:
+    If the storage fails, requests are let through: one warning when it starts failing, one when it is back."""
+
+    def __init__(self, per_minute: int, storage_uri: str = "memory://", timeout: float = 2.0) -> None:
         self.item = RateLimitItemPerMinute(per_minute) if per_minute > 0 else None
+        self.storage_errors = 0
+        self._failing = False
         uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        options = {"connect_timeout": timeout, "stream_timeout": timeout} if "redis" in uri.split("://")[0] else {}
         try:
-            self.limiter = MovingWindowRateLimiter(storage_from_string(uri)) if self.item else None
+            self.limiter = MovingWindowRateLimiter(storage_from_string(uri, **options)) if self.item else None
         except ConfigurationError as exc:
             raise ConfigError(f"invalid setting RATE_LIMIT_STORAGE_URI={storage_uri!r}: {exc}") from None
 
@@ -66,12 +71,21 @@ class RateLimiter:
         try:
             allowed = await self.limiter.hit(self.item, "codex-wrapper", key)
         except Exception as exc:  # an unreachable shared store must not take the API down
-            log.warning("rate-limit storage failed (%s); request let through", exc)
+            self.storage_errors += 1
+            if not self._failing:
+                log.warning("rate-limit storage failed (%s); requests are let through until it is back", exc)
+            self._failing = True
             return
+        if self._failing:
+            log.warning("rate-limit storage is back; limits apply again")
+            self._failing = False
         if allowed:
             return
-        stats = await self.limiter.get_window_stats(self.item, "codex-wrapper", key)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        try:
+            stats = await self.limiter.get_window_stats(self.item, "codex-wrapper", key)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:  # the storage failed in between: the window's full length is a safe answer
+            retry_after = 60
         raise ApiError(
             429,
             f"Rate limit reached: {self.item.amount} requests per minute.",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
@@ -17,6 +17,7 @@ from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
 from app.provider import ProviderResolver
+from app.store import ResponseStore, StoreHealth, masked_url, open_store
 
 Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
 
@@ -93,8 +94,31 @@ def check_port(settings: Settings, _home: Path) -> Check:
     return True, f"port: {settings.host}:{settings.port} free"
 
 
+def check_store(settings: Settings, _home: Path) -> Check:
+    try:
+        store = open_store(settings)
+    except ConfigError as exc:
+        return False, f"store: {exc}. Fix: make its folder writable, or set CODEX_DATA_DIR or CODEX_STORE_URL"
+    health = asyncio.run(_store_health(store))
+    where = f"{health.backend} at {health.location}"
+    if health.state != "ok":
+        fix = "start Redis or correct CODEX_STORE_URL" if settings.store_is_redis else "correct CODEX_STORE_URL"
+        return False, f"store: {where} is unavailable ({health.detail}). Fix: {fix}"
+    line = f"store: {where} answering ({health.detail})"
+    if settings.rate_limit_per_minute:
+        line += f"; rate limits counted in {masked_url(settings.rate_limit_storage)}"
+    return True, line
+
+
+async def _store_health(store: ResponseStore) -> StoreHealth:
+    try:
+        return await store.health(detail=True)
+    finally:
+        await store.close()
+
+
 CHECKS: tuple[Callable[[Settings, Path], Check], ...] = (
-    check_codex, check_login, check_provider, check_workdir, check_port,
+    check_codex, check_login, check_provider, check_workdir, check_port, check_store,
 )  # fmt: skip
 
 
@@ -107,14 +131,6 @@ def doctor(settings: Settings) -> int:
     return 0 if all(passed for passed, _ in results) else 1
 
 
-def _masked_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
 def config(settings: Settings) -> int:
     """The effective settings, one KEY=value per line; secrets masked."""
     for name in sorted(Settings.model_fields):
@@ -122,7 +138,9 @@ def config(settings: Settings) -> int:
         if name == "proxy_api_key":
             value = f"*** ({len(settings.api_keys)} key{'s' if len(settings.api_keys) != 1 else ''})" if value else ""
         elif name == "rate_limit_storage_uri":
-            value = _masked_url(value)
+            value = masked_url(settings.rate_limit_storage) + ("" if value else " (unset: the default)")
+        elif name == "codex_store_url":
+            value = masked_url(value) if value else f"(unset: sqlite at {settings.codex_data_dir}/responses.sqlite3)"
         elif isinstance(value, tuple):
             value = ",".join(str(v) for v in value)
         print(f"{name.upper()}={'' if value is None else value}")

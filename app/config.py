@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 # Codex 0.169 takes the effort as a free string the model advertises; these are every value its catalog uses.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 MODES = ("agent", "chat")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")  # CODEX_STORE_URL values that select the Redis store
 SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra"]
 
@@ -34,7 +36,7 @@ class Settings(BaseSettings):
 
     proxy_api_key: str | None = None  # one key, or several separated by commas
     rate_limit_per_minute: int = Field(0, ge=0)
-    rate_limit_storage_uri: str = "memory://"
+    rate_limit_storage_uri: str | None = None  # unset: the store's Redis when CODEX_STORE_URL is one, else memory://
 
     codex_path: str | None = None
     codex_workdir: Path = REPO_ROOT / "workspace"
@@ -63,10 +65,12 @@ class Settings(BaseSettings):
     codex_image_allow_loopback: bool = False  # for tests and local image servers; private ranges stay refused
     codex_data_dir: Path = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "codex-wrapper"
     codex_responses_ttl_days: float = Field(30.0, ge=0)
+    codex_store_url: str = ""  # empty: SQLite in CODEX_DATA_DIR; a path or sqlite:///path; redis://, rediss://, unix://
+    codex_store_timeout_seconds: float = Field(2.0, gt=0)
     codex_env_file: str = ".env"
     codex_model: Annotated[str | None, NoDecode] = None
 
-    @field_validator("proxy_api_key", "codex_path", "codex_model", mode="before")
+    @field_validator("proxy_api_key", "codex_path", "codex_model", "rate_limit_storage_uri", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -82,6 +86,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("codex_store_url", mode="after")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        value = value.strip()
+        if "://" in value and not value.startswith(("sqlite://", *REDIS_SCHEMES)):
+            raise ValueError("unknown scheme")
+        return value
 
     @model_validator(mode="after")
     def _keys_are_keys(self) -> Settings:
@@ -100,6 +112,20 @@ class Settings(BaseSettings):
         return tuple(key.strip() for key in (self.proxy_api_key or "").split(",") if key.strip())
 
     @property
+    def store_is_redis(self) -> bool:
+        return self.codex_store_url.startswith(REDIS_SCHEMES)
+
+    @property
+    def rate_limit_storage(self) -> str:
+        """RATE_LIMIT_STORAGE_URI, else the store's Redis (so instances sharing it share the limits), else memory."""
+        if self.rate_limit_storage_uri:
+            return self.rate_limit_storage_uri
+        if self.store_is_redis:
+            url = self.codex_store_url
+            return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+        return "memory://"
+
+    @property
     def user_codex_home(self) -> Path:
         """The user's CODEX_HOME: CODEX_CONFIG_DIR, else the OS environment's CODEX_HOME, else ~/.codex."""
         if self.codex_config_dir is not None:
@@ -114,11 +140,14 @@ def _describe(error: dict[str, Any]) -> str:
     if not name:
         return error["msg"].removeprefix("Value error, ")
     value = error.get("input")
+    if name == "CODEX_STORE_URL" and isinstance(value, str):
+        value = re.sub(r"(//[^/@]*?:)[^@/]*@", r"\1***@", value)  # never print a password
     allowed = {
         "CODEX_SANDBOX_MODE": "one of " + ", ".join(SANDBOX_MODES),
         "CODEX_REASONING_EFFORT": "one of " + ", ".join(REASONING_EFFORTS),
         "CODEX_ENGINE": "one of app-server, exec",
         "CODEX_MODE": "one of " + ", ".join(MODES),
+        "CODEX_STORE_URL": "a file path, sqlite:///path, or a redis://, rediss:// or unix:// URL",
     }.get(name, error["msg"].lower())
     return f"invalid setting {name}={value!r}: allowed is {allowed}"
 

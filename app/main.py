@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +30,7 @@ from app.images import ImageFetcher
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
-from app.store import ResponseStore
+from app.store import open_store
 from app.turn import Turn
 
 log = logging.getLogger("codex_wrapper")
@@ -76,14 +75,6 @@ async def prewarm_defaults(engine: Engine, settings: Settings, providers: Provid
     await engine.prewarm(Turn(model.id, (), policy))
 
 
-def open_store(settings: Settings) -> ResponseStore:
-    path = settings.codex_data_dir / "responses.sqlite3"
-    try:
-        return ResponseStore(path, settings.codex_responses_ttl_days)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"cannot open the response store {path}: {exc}") from None
-
-
 def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env)
@@ -100,6 +91,9 @@ def gateway_state(app: FastAPI) -> dict[str, Any]:
         "running": executor.running if executor else 0,
         "restarts": pool.restarts if pool else 0,
         "failures": dict(executor.failures) if executor else {},
+        "store_up": gateway.store.up if gateway else True,
+        "store_write_failures": gateway.store.write_failures if gateway else 0,
+        "rate_limit_storage_errors": gateway.limiter.storage_errors if gateway else 0,
     }
 
 
@@ -117,7 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     codex_home = prepare_codex_home(settings)
     providers = ProviderResolver(codex_home, child_environment(settings, codex_home))
-    limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_storage_uri)
+    limiter = RateLimiter(
+        settings.rate_limit_per_minute, settings.rate_limit_storage, settings.codex_store_timeout_seconds
+    )
     provider = providers.current()
     log.info(startup_summary(settings, provider, codex_home))
     if settings.codex_local_only and not provider.is_local:
@@ -130,10 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.warning("listening on %s without PROXY_API_KEY: anyone who can reach it can run Codex", settings.host)
     binary, env, missing = find_codex(settings, providers.codex_env)
     store = open_store(settings)
+    log.info("response store: %s at %s", store.backend, store.location)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog = await discover(binary, env, codex_home)
+        await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor = None
         if binary is not None:
             executor = Executor(
@@ -155,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if executor is not None:
             await executor.shutdown()
             await executor.engine.stop()
+        await store.close()
 
     app = FastAPI(title="Codex-Wrapper", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

@@ -66,6 +66,17 @@ class GatewayCollector:
         for kind, count in sorted(state["failures"].items()):
             errors.add_metric([kind], count)
         yield errors
+        yield GaugeMetricFamily(
+            "codex_wrapper_store_up", "1 if the response store answered its last call, else 0", value=state["store_up"]
+        )
+        yield CounterMetricFamily(
+            "codex_wrapper_store_write_failures", "Responses answered but not stored (store unavailable)",
+            value=state["store_write_failures"],
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "codex_wrapper_rate_limit_storage_errors", "Requests let through because the rate-limit storage failed",
+            value=state["rate_limit_storage_errors"],
+        )  # fmt: skip
 
 
 class Metrics:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import RunningGateway, run_gateway, write_codex_home
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +62,11 @@ def start_gateway(provider: FakeProvider, workdir: Path, tmp_path: Path) -> Iter
     yield start
     for manager in reversed(stack):
         manager.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real Redis for the tests that share it; a test that stops or restarts Redis starts its own."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

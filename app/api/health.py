@@ -20,16 +20,20 @@ async def health() -> dict[str, Any]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
+    """503 when this instance cannot run Codex; a store outage is `degraded` with 200: the store is shared by
+    every instance, so taking them all out of a load balancer would also stop what still works (chat, store:false)."""
     gateway = gateway_of(request)
+    health = await gateway.store.health()
+    store = {"backend": health.backend, "state": health.state}
     binary, executor = gateway.binary, gateway.executor
     if binary is None or executor is None or not binary.path.exists():
         reason = gateway.missing_reason or f"{binary.path if binary else 'codex'} is gone"
-        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": reason, "store": store}, status_code=503)
     engine = executor.engine
-    body = {"codex_version": binary.version, "engine": engine.name, "detail": engine.status()}
+    body = {"codex_version": binary.version, "engine": engine.name, "detail": engine.status(), "store": store}
     if not engine.ready():
         return JSONResponse({"status": "unavailable", "reason": engine.status(), **body}, status_code=503)
-    return JSONResponse({"status": "ready", **body})
+    return JSONResponse({"status": "ready" if health.state == "ok" else "degraded", **body})
 
 
 @router.get("/metrics")

@@ -32,6 +32,7 @@ IGNORED_PARAMS = (
     "stream_options",
 )  # fmt: skip
 ROLES = ("user", "assistant", "system", "developer")
+NOT_STORED_HEADER = "x-codex-not-stored"
 SUMMARIES = ("auto", "concise", "detailed", "none")
 
 
@@ -271,7 +272,8 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         if body.store and builder.status in ("completed", "failed"):
             answer = (Message("assistant", builder.text()),) if builder.status == "completed" else ()
             stored = StoredResponse(builder.response(), input_items, (*conversation, *answer))
-            await store_of(gateway).put(owner, stored)
+            if not await store_of(gateway).keep(owner, stored):  # the answer still goes out (non-stream: named)
+                headers[NOT_STORED_HEADER] = "store unavailable"
 
     headers = ignored_header(ignored)
     if body.stream:

@@ -1,0 +1,165 @@
+"""One suite for both response store backends (SQLite, and a real Redis server): what the API relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import turn
+from app.store import RedisStore, ResponseStore, SqliteStore, StoredResponse
+from app.turn import Message
+from tests.redis_server import RedisServer
+
+ALICE, BOB = "a" * 64, "b" * 64
+MakeStore = Callable[..., ResponseStore]
+
+
+def stored(response_id: str, *, inputs: tuple[str, ...] = ("msg_in",), output: str = "msg_out") -> StoredResponse:
+    response = {
+        "id": response_id,
+        "object": "response",
+        "status": "completed",
+        "output": [
+            {"id": f"rs_{response_id}", "type": "reasoning", "summary": []},
+            {"id": output, "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ü"}]},
+        ],
+    }
+    content = [{"type": "input_text", "text": "question"}]
+    items = [{"id": i, "type": "message", "role": "user", "content": content} for i in inputs]
+    conversation = (Message("user", "question ✓"), Message("assistant", "answer"))
+    return StoredResponse(response, items, conversation)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
+) -> AsyncIterator[MakeStore]:
+    """`make_store(ttl_days=30)`: a new store object; those of one test share their storage (like instances)."""
+    made: list[ResponseStore] = []
+    if request.param == "redis":
+        assert redis_server.command("FLUSHALL").startswith(b"+OK")
+
+    def make(ttl_days: float = 30) -> ResponseStore:
+        if request.param == "sqlite":
+            store: ResponseStore = SqliteStore(tmp_path / "responses.sqlite3", ttl_days)
+        else:
+            store = RedisStore(redis_server.url, redis_server.url, ttl_days, timeout=2)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+async def test_a_response_comes_back_whole(make_store: MakeStore) -> None:
+    store = make_store()
+    original = stored("resp_1")
+    await store.put(ALICE, original)
+    again = await make_store().get(ALICE, "resp_1")  # another instance
+    assert again == original
+    assert await store.get(ALICE, "resp_nope") is None
+
+
+async def test_another_owner_sees_nothing(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.put(ALICE, stored("resp_1"))
+    assert await store.get(BOB, "resp_1") is None
+    assert await store.find_item(BOB, "msg_out") is None
+    assert await store.find_item(BOB, "msg_in") is None
+    assert await store.delete(BOB, "resp_1") is False
+    assert await store.get(ALICE, "resp_1") is not None
+
+
+async def test_items_are_found_by_id_among_outputs_and_inputs(make_store: MakeStore) -> None:
+    store = make_store()
+    original = stored("resp_1", inputs=("msg_a", "msg_b"), output="msg_answer")
+    await store.put(ALICE, original)
+    reader = make_store()
+    assert await reader.find_item(ALICE, "msg_answer") == original.response["output"][1]
+    assert await reader.find_item(ALICE, "rs_resp_1") == original.response["output"][0]
+    assert await reader.find_item(ALICE, "msg_b") == original.input_items[1]
+    assert await reader.find_item(ALICE, "resp_1") is None  # a response is not an item
+    assert await reader.find_item(ALICE, "msg_nope") is None
+
+
+async def test_delete_removes_the_response_and_its_items(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.put(ALICE, stored("resp_1", inputs=("msg_a",), output="msg_b"))
+    await store.put(ALICE, stored("resp_2", inputs=("msg_c",), output="msg_d"))
+    assert await make_store().delete(ALICE, "resp_1") is True
+    assert await store.get(ALICE, "resp_1") is None
+    assert await store.find_item(ALICE, "msg_a") is None
+    assert await store.find_item(ALICE, "msg_b") is None
+    assert await store.find_item(ALICE, "rs_resp_1") is None
+    assert await store.delete(ALICE, "resp_1") is False
+    assert await store.find_item(ALICE, "msg_c") is not None and await store.get(ALICE, "resp_2") is not None
+
+
+async def test_an_item_used_again_belongs_to_the_latest_response(make_store: MakeStore) -> None:
+    store = make_store()
+    first, second = stored("resp_1", inputs=("msg_same",)), stored("resp_2", inputs=("msg_same",))
+    second.input_items[0]["content"][0]["text"] = "second"
+    await store.put(ALICE, first)
+    await store.put(ALICE, second)
+    assert (await store.find_item(ALICE, "msg_same"))["content"][0]["text"] == "second"
+    await store.delete(ALICE, "resp_1")
+    assert (await store.find_item(ALICE, "msg_same"))["content"][0]["text"] == "second"
+    await store.delete(ALICE, "resp_2")
+    assert await store.find_item(ALICE, "msg_same") is None
+
+
+async def test_a_response_stored_again_replaces_its_items(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.put(ALICE, stored("resp_1", inputs=("msg_old",)))
+    await store.put(ALICE, stored("resp_1", inputs=("msg_new",)))
+    assert await store.find_item(ALICE, "msg_old") is None
+    assert await store.find_item(ALICE, "msg_new") is not None
+
+
+async def test_responses_and_items_expire_after_the_ttl(make_store: MakeStore) -> None:
+    store = make_store(ttl_days=0.4 / 86400)  # 0.4 s
+    await store.put(ALICE, stored("resp_1"))
+    assert await store.get(ALICE, "resp_1") is not None and await store.find_item(ALICE, "msg_in") is not None
+    await asyncio.sleep(0.6)
+    assert await store.get(ALICE, "resp_1") is None
+    assert await store.find_item(ALICE, "msg_in") is None
+    assert await store.find_item(ALICE, "msg_out") is None
+
+
+async def test_concurrent_writers_lose_nothing(make_store: MakeStore) -> None:
+    writers = [make_store(), make_store()]
+    await asyncio.gather(*(writers[n % 2].put(ALICE, stored(f"resp_{n}", output=f"msg_{n}")) for n in range(40)))
+    found = await asyncio.gather(*(writers[(n + 1) % 2].get(ALICE, f"resp_{n}") for n in range(40)))
+    assert all(item is not None and item.response["id"] == f"resp_{n}" for n, item in enumerate(found))
+
+
+async def test_the_conversation_is_kept_through_the_turn_codec_only(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another module owns the history's shape (tool calls, outputs…): a store keeps its JSON as it is."""
+    shape: list[dict[str, Any]] = [
+        {"type": "function_call", "call_id": "c1", "arguments": '{"x": [1, 2.5, null]}', "extra": {"ü": True}},
+        {"type": "function_call_output", "call_id": "c1", "output": ""},
+        {"role": "user", "text": "plain"},
+    ]
+    seen: list[Any] = []
+    monkeypatch.setattr(turn, "encode_history", lambda _messages: shape)
+    monkeypatch.setattr(turn, "decode_history", lambda raw: seen.append(raw) or (Message("user", "decoded"),))
+    store = make_store()
+    await store.put(ALICE, stored("resp_1"))
+    again = await store.get(ALICE, "resp_1")
+    assert again is not None and again.conversation == (Message("user", "decoded"),)
+    assert json.dumps(seen[0], sort_keys=True) == json.dumps(shape, sort_keys=True)
+
+
+async def test_health_names_the_backend(make_store: MakeStore) -> None:
+    store = make_store()
+    health = await store.health(detail=True)
+    assert health.state == "ok" and health.backend == store.backend and health.detail
+    assert store.up and store.write_failures == 0
