@@ -6,12 +6,12 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
 
-.PHONY: run test lint format setup clean bench soak
+.PHONY: run test lint format setup clean bench soak redis-server
 
 run: $(RUNTIME_STAMP) $(CODEX_STAMP)
 	$(PY) -m app serve
 
-test: $(DEV_STAMP) $(CODEX_STAMP)
+test: $(DEV_STAMP) $(CODEX_STAMP) redis-server
 	$(PY) -m pytest
 
 soak: $(DEV_STAMP) $(CODEX_STAMP)
@@ -45,6 +45,13 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 $(CODEX_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The tests start real Redis servers (tests/redis_server.py): Debian's redis-server, installed when missing.
+APT := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get -o DPkg::Lock::Timeout=300
+redis-server:
+	@command -v redis-server >/dev/null || command -v valkey-server >/dev/null || \
+	  $(APT) install -y --no-install-recommends redis-server || \
+	  { $(APT) update -qq && $(APT) install -y --no-install-recommends redis-server; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
