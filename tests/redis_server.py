@@ -23,8 +23,9 @@ def server_binary() -> str:
 
 
 class RedisServer:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, appendfsync: str = "always") -> None:
         self.folder = folder
+        self.appendfsync = appendfsync  # always: nothing acknowledged is lost; everysec (Redis' default): up to 1 s
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         argv = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
         argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
-        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
+        argv += ["--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no"]
         argv += ["--logfile", str(self.folder / "redis.log")]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
