@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import yaml
 
 from app.store import RedisStore
 from tests.fakes.provider import FakeProvider, Script, request_text
-from tests.harness import FAKE_MODEL, RunningGateway, free_port, run_gateway, wait_for, write_codex_home
+from tests.harness import FAKE_MODEL, REPO, RunningGateway, free_port, run_gateway, wait_for, write_codex_home
 from tests.integration.test_operations import run_cli
 from tests.redis_server import RedisServer
 
@@ -233,3 +234,33 @@ def test_doctor_names_the_store_and_its_state(provider: FakeProvider, tmp_path: 
     line = next(line for line in down.stdout.splitlines() if "store:" in line)
     assert down.returncode == 1 and line.startswith(f"FAIL store: redis at {redis.url} is unavailable")
     assert "Fix: start Redis or correct CODEX_STORE_URL" in line
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as compose reads it: `!reset` (empty a list from the base file) is a tag PyYAML does not know."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: [])
+
+
+def test_the_compose_profile_puts_two_gateways_on_one_redis_behind_haproxy() -> None:
+    services = yaml.load((REPO / "docker-compose.yml").read_text(), ComposeLoader)["services"]
+    assert {name for name, s in services.items() if s.get("profiles") == ["scale"]} == {
+        "redis", "gateway-1", "gateway-2", "balancer"
+    }  # fmt: skip
+    assert {"--appendonly", "yes", "noeviction"} <= set(services["redis"]["command"])
+    gateways = [services["gateway-1"], services["gateway-2"]]
+    for gateway in gateways:
+        assert gateway["environment"]["CODEX_STORE_URL"].endswith("redis://redis:6379/0}")
+        assert "RATE_LIMIT_STORAGE_URI" not in gateway["environment"]  # the limits follow the store
+    homes = [next(v for v in g["volumes"] if v.endswith(":/home/codex/.codex")) for g in gateways]
+    workspaces = [next(v for v in g["volumes"] if v.endswith(":/workspace")) for g in gateways]
+    assert homes[0] != homes[1] and workspaces[0] != workspaces[1]  # per instance: login, workspace
+    balancer = services["balancer"]["environment"]
+    assert (balancer["GATEWAY_1"], balancer["GATEWAY_2"]) == ("gateway-1:8000", "gateway-2:8000")
+    config = (REPO / "deploy" / "scale" / "haproxy.cfg").read_text()
+    assert '"${GATEWAY_1}"' in config and '"${GATEWAY_2}"' in config and "option httpchk GET /ready" in config
+    host = yaml.load((REPO / "deploy" / "scale" / "host-network.yml").read_text(), ComposeLoader)["services"]
+    assert {name: s["network_mode"] for name, s in host.items()} == dict.fromkeys(
+        ("redis", "gateway-1", "gateway-2", "balancer"), "host"
+    )
