@@ -129,10 +129,14 @@ def test_compose_file_names_both_services() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"codex-wrapper", "open-webui"} <= set(services)
-    assert services["open-webui"]["environment"]["OPENAI_API_BASE_URL"] == "http://codex-wrapper:8000/v1"
+    assert services["open-webui"]["environment"]["OPENAI_API_BASE_URL"] == "http://codex-wrapper:${PORT:-8000}/v1"
     assert any(v.endswith(":/home/codex/.codex") for v in services["codex-wrapper"]["volumes"])
     assert services["codex-wrapper"]["environment"]["HOST"] == "0.0.0.0"
-    assert "healthcheck" in services["codex-wrapper"] and services["codex-wrapper"]["restart"]
+    assert services["codex-wrapper"]["restart"]
+    for name in ("codex-wrapper", "codex-wrapper-second"):  # the image's HEALTHCHECK (/ready on $PORT) applies
+        assert "healthcheck" not in services[name]
+        [seccomp] = [opt for opt in services[name]["security_opt"] if opt.startswith("seccomp=")]
+        assert (REPO / seccomp.removeprefix("seccomp=")).is_file()  # `make docker-test` runs with it
     assert services["codex-wrapper-second"]["profiles"] == ["second"]
 
 
