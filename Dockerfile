@@ -1,24 +1,40 @@
-# Codex-Wrapper: the gateway and the pinned Codex CLI (from package-lock.json) in one image.
-FROM python:3.11-slim
+# Codex-Wrapper: the gateway, its Python packages and the pinned Codex CLI's native binary. No Node, no npm.
+#   docker build -t codex-wrapper .
+# Behind a TLS-inspecting proxy, give the build its CA bundle as a secret (never stored in a layer):
+#   docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t codex-wrapper .
+# The base is pinned to its Debian release (trixie) so that a rebuild does not silently move to another one.
 
+# Stage 1: the Codex package pinned in package-lock.json; only its native files go on.
+FROM python:3.11-slim-trixie AS codex
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca_bundle; fi \
+    && npm ci --no-audit --no-fund \
+    && mkdir -p /opt/codex \
+    && cp -a node_modules/@openai/codex-linux-*/vendor/*/. /opt/codex/ \
+    && /opt/codex/bin/codex --version
+
+# Stage 2: requirements.txt in a virtual environment.
+FROM python:3.11-slim-trixie AS python
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements.txt /tmp/requirements.txt
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --quiet -r /tmp/requirements.txt
+
+# The image: Python, the app, Codex's native files (its binary, bwrap and rg as the package lays them out).
+FROM python:3.11-slim-trixie
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-
-# Node and npm only to install the Codex package; the gateway runs Codex's native binary directly.
-# bubblewrap and ca-certificates: Codex's sandbox helpers and TLS to the model provider.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends nodejs npm ca-certificates bubblewrap \
-    && rm -rf /var/lib/apt/lists/*
-
+    PATH=/opt/venv/bin:$PATH
+COPY --from=codex /opt/codex /opt/codex
+COPY --from=python /opt/venv /opt/venv
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund && npm cache clean --force
-
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
-
 COPY app ./app
 COPY workspace/codex_profile/*.sample.* ./workspace/codex_profile/
 
@@ -30,13 +46,14 @@ USER codex
 # The app binds 127.0.0.1 by default; inside a container it must listen on every interface.
 ENV HOST=0.0.0.0 \
     PORT=8000 \
+    CODEX_PATH=/opt/codex/bin/codex \
     CODEX_WORKDIR=/workspace \
     CODEX_HOME=/home/codex/.codex \
     CODEX_DATA_DIR=/home/codex/.local/share/codex-wrapper
 VOLUME ["/workspace", "/home/codex/.codex", "/home/codex/.local/share/codex-wrapper"]
 EXPOSE 8000
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+# Healthy means ready (GET /ready on $PORT): Codex answers and, in agent mode, its sandbox works.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python", "-m", "app.healthcheck"]
 
 CMD ["python", "-m", "app", "serve"]

@@ -6,16 +6,23 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
 
-.PHONY: run test lint format setup clean bench soak redis-server
+.PHONY: run install test lint format setup clean bench soak docker-test redis-server
 
-run: $(RUNTIME_STAMP) $(CODEX_STAMP)
+run: install
 	$(PY) -m app serve
+
+# What `make run` installs, and all the server needs: requirements.txt and the pinned Codex, no dev requirements.
+install: $(RUNTIME_STAMP) $(CODEX_STAMP)
 
 test: $(DEV_STAMP) $(CODEX_STAMP) redis-server
 	$(PY) -m pytest
 
 soak: $(DEV_STAMP) $(CODEX_STAMP)
 	RELIABILITY_SCALE=10 $(PY) -m pytest tests/reliability
+
+# Builds the image and runs it against the fake provider (needs a Docker engine; not part of `make test`).
+docker-test: $(DEV_STAMP)
+	$(PY) -m tests.docker.run
 
 bench: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m bench.engines

@@ -17,6 +17,7 @@ from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
 from app.provider import ProviderResolver
+from app.sandbox import probe_sandbox
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
 
 Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
@@ -77,6 +78,20 @@ def check_provider(settings: Settings, home: Path) -> Check:
     return True, f"provider: {where} ({verdict}; local-only {'on' if settings.codex_local_only else 'off'})"
 
 
+def check_sandbox(settings: Settings, home: Path) -> Check:
+    """A real sandboxed command, as at startup: agent turns are refused where Codex's sandbox does not work."""
+    try:
+        located = locate_codex(settings)
+    except CodexMissing:
+        return False, "sandbox: cannot tell without Codex (see the codex line)"
+    status = asyncio.run(probe_sandbox(located, {**child_environment(settings, home), **located.extra_env}))
+    if status.works:
+        return True, f"sandbox: works ({status.detail})"
+    if status.refuses(settings.codex_mode, settings.codex_sandbox_mode):
+        return False, f"sandbox: {status.reason()}"
+    return True, f"sandbox: not working ({status.detail}); the default mode needs none, agent requests are refused"
+
+
 def check_workdir(settings: Settings, _home: Path) -> Check:
     path = settings.codex_workdir
     if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
@@ -118,7 +133,7 @@ async def _store_health(store: ResponseStore) -> StoreHealth:
 
 
 CHECKS: tuple[Callable[[Settings, Path], Check], ...] = (
-    check_codex, check_login, check_provider, check_workdir, check_port, check_store,
+    check_codex, check_login, check_provider, check_sandbox, check_workdir, check_port, check_store,
 )  # fmt: skip
 
 

@@ -98,5 +98,28 @@ def prepare_codex_home(settings: Settings) -> Path:
                 install(source, home / target)
     except OSError as exc:
         path = exc.filename or home
-        raise ConfigError(f"cannot prepare CODEX_HOME: {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot prepare CODEX_HOME: {path}: {exc.strerror or exc}. {_ownership_fix(home)}") from None
+    check_usable(home)
     return home
+
+
+def _ownership_fix(home: Path) -> str:
+    uid, gid = os.getuid(), os.getgid()
+    return (
+        f"Fix: `sudo chown -R {uid}:{gid}` it (in Docker: the host directory mounted there, e.g. ~/.codex; Docker "
+        f"creates a missing one owned by root), or set CODEX_CONFIG_DIR to a directory uid {uid} owns"
+    )
+
+
+def check_usable(home: Path) -> None:
+    """Codex writes its state, sessions and logs in CODEX_HOME and reads its login there: a home it cannot use
+    would make every Codex process die at start. One line naming the path, the owner and the fix."""
+    uid = os.getuid()
+    problem = ""
+    if not os.access(home, os.W_OK | os.X_OK):
+        problem = f"CODEX_HOME {home} is not writable by uid {uid} (owner: uid {home.stat().st_uid})"
+    elif (home / "auth.json").exists() and not os.access(home / "auth.json", os.R_OK):
+        auth = home / "auth.json"
+        problem = f"{auth} is not readable by uid {uid} (owner: uid {auth.stat().st_uid})"
+    if problem:
+        raise ConfigError(f"{problem}, so Codex cannot start. {_ownership_fix(home)}")

@@ -15,7 +15,9 @@ from app.errors import ApiError
 from app.executor import Executor
 from app.images import ImageFetcher
 from app.provider import ProviderResolver
+from app.sandbox import NOT_PROBED, SandboxStatus
 from app.store import ResponseStore
+from app.turn import RunPolicy
 
 
 @dataclass
@@ -30,11 +32,17 @@ class Gateway:
     limiter: RateLimiter
     store: ResponseStore
     images: ImageFetcher
+    sandbox: SandboxStatus = NOT_PROBED
 
     def require_codex(self) -> Executor:
         if self.executor is None:
             raise ApiError(503, f"Codex is not available: {self.missing_reason}", code="codex_unavailable")
         return self.executor
+
+    def require_sandbox(self, policy: RunPolicy) -> None:
+        """An agent turn needs Codex's sandbox (unless danger-full-access): without one it is refused, by name."""
+        if self.sandbox.refuses(policy.mode, policy.sandbox):
+            raise ApiError(503, self.sandbox.reason(), code="sandbox_unavailable")
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from app.images import ImageFetcher
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
+from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
 from app.turn import Turn
 
@@ -73,6 +75,14 @@ async def prewarm_defaults(engine: Engine, settings: Settings, providers: Provid
     except ApiError:  # e.g. a remote provider under CODEX_LOCAL_ONLY: such requests are refused anyway
         return
     await engine.prewarm(Turn(model.id, (), policy))
+
+
+def report_sandbox(status: SandboxStatus) -> SandboxStatus:
+    if status.works:
+        log.info("Codex's sandbox works: %s", status.detail)
+    else:
+        log.error(status.reason())
+    return status
 
 
 def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
@@ -130,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         catalog = await discover(binary, env, codex_home)
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor = None
@@ -146,8 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         images = ImageFetcher(
             settings.codex_max_image_bytes, settings.codex_image_timeout_seconds, settings.codex_image_allow_loopback
         )
+        sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
         app.state.gateway = Gateway(
-            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images
+            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, sandbox
         )
         yield
         if executor is not None:

@@ -1,4 +1,4 @@
-"""GET /health (liveness) and GET /ready (Codex found and answering)."""
+"""GET /health (liveness) and GET /ready (Codex found and answering; in agent mode, its sandbox working)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,18 @@ async def ready(request: Request) -> JSONResponse:
     if binary is None or executor is None or not binary.path.exists():
         reason = gateway.missing_reason or f"{binary.path if binary else 'codex'} is gone"
         return JSONResponse({"status": "unavailable", "reason": reason, "store": store}, status_code=503)
-    engine = executor.engine
-    body = {"codex_version": binary.version, "engine": engine.name, "detail": engine.status(), "store": store}
+    engine, settings, sandbox = executor.engine, gateway.settings, gateway.sandbox
+    body = {
+        "codex_version": binary.version,
+        "engine": engine.name,
+        "detail": engine.status(),
+        "sandbox": sandbox.detail if sandbox.works else f"not working: {sandbox.detail}",
+        "store": store,
+    }
     if not engine.ready():
         return JSONResponse({"status": "unavailable", "reason": engine.status(), **body}, status_code=503)
+    if sandbox.refuses(settings.codex_mode, settings.codex_sandbox_mode):  # the default turn would be refused
+        return JSONResponse({"status": "unavailable", "reason": sandbox.reason(), **body}, status_code=503)
     return JSONResponse({"status": "ready" if health.state == "ok" else "degraded", **body})
 
 

@@ -53,6 +53,7 @@ async def start_turn(
         messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
     turn = Turn(model=model.id, messages=messages, policy=policy, output_schema=output.schema)
     executor = gateway.require_codex()
+    gateway.require_sandbox(policy)
     stats: RequestStats | None = getattr(request.state, "stats", None)
     if stats is not None:
         stats.model, stats.engine = model.id, executor.engine.name

@@ -78,8 +78,10 @@ class Worker:
             self.stderr_tail = (self.stderr_tail + chunk)[-2000:]
 
     def last_words(self) -> str:
-        lines = self.stderr_tail.decode(errors="replace").strip().splitlines()
-        return lines[-1][:300] if lines else ""
+        """Codex's `Error: ...` line if it printed one (a backtrace may follow it), else its last line."""
+        lines = [line.strip() for line in self.stderr_tail.decode(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("Error:")]
+        return (errors or lines or [""])[-1][:300]
 
     async def exited(self) -> int | None:
         assert self.process is not None and self.session is not None
@@ -93,6 +95,10 @@ class Worker:
             await self.session.close()
         if self.process is None:
             return
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+            with contextlib.suppress(ConnectionError):  # collects a broken pipe's error, else asyncio logs it
+                await self.process.stdin.wait_closed()
         kill_group(self.process.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), 3)

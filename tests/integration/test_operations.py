@@ -94,7 +94,7 @@ def test_doctor_passes_on_a_good_setup(provider: FakeProvider, tmp_path: Path) -
     home = write_codex_home(tmp_path / "home", provider.base_url)
     done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=str(free_port()), CODEX_LOCAL_ONLY="1")
     assert done.returncode == 0, done.stdout
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 6
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 7
     assert "0.169.0" in done.stdout and "provider: fake at http://127.0.0.1" in done.stdout
     assert f"store: sqlite at {tmp_path / 'data' / 'responses.sqlite3'} answering" in done.stdout
 
@@ -130,10 +130,15 @@ def test_compose_file_names_both_services() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"codex-wrapper", "open-webui"} <= set(services)
-    assert services["open-webui"]["environment"]["OPENAI_API_BASE_URL"] == "http://codex-wrapper:8000/v1"
+    assert services["open-webui"]["environment"]["OPENAI_API_BASE_URL"] == "http://codex-wrapper:${PORT:-8000}/v1"
     assert any(v.endswith(":/home/codex/.codex") for v in services["codex-wrapper"]["volumes"])
     assert services["codex-wrapper"]["environment"]["HOST"] == "0.0.0.0"
-    assert "healthcheck" in services["codex-wrapper"] and services["codex-wrapper"]["restart"]
+    assert services["codex-wrapper"]["restart"]
+    # the image's HEALTHCHECK (/ready on $PORT) applies, and Codex's sandbox gets its seccomp profile
+    for name in ("codex-wrapper", "codex-wrapper-second", "gateway-1", "gateway-2"):
+        assert "healthcheck" not in services[name]
+        [seccomp] = [opt for opt in services[name]["security_opt"] if opt.startswith("seccomp=")]
+        assert (REPO / seccomp.removeprefix("seccomp=")).is_file()  # `make docker-test` runs with it
     assert services["codex-wrapper-second"]["profiles"] == ["second"]
 
 

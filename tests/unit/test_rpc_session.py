@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.codex_cli import CodexBinary
+from app.engines.app_server_pool import Worker
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
 
@@ -123,3 +127,34 @@ async def test_garbage_lines_are_skipped(pair: tuple[RpcSession, FakePeer]) -> N
     peer.to_session.feed_data(b"not json\n[1, 2]\n")
     peer.say({"id": sent["id"], "result": {"ok": True}})
     assert await pending == {"ok": True}
+
+
+async def test_a_process_dead_before_the_handshake_leaves_no_unretrieved_error() -> None:
+    """A worker that dies at startup: the write fails while the reader sees the end. One error is raised, and
+    nothing is left for asyncio to log later ("Future exception was never retrieved"). A real process: the pipes
+    are the point."""
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        for delay in (0.0, 0.05, 0.2):  # the handshake before and after the process has gone
+            pipe = asyncio.subprocess.PIPE
+            process = await asyncio.create_subprocess_exec("/bin/true", stdin=pipe, stdout=pipe)
+            await asyncio.sleep(delay)
+            assert process.stdin is not None and process.stdout is not None
+            session = RpcSession(process.stdout, process.stdin, refuse)
+            session.start()
+            with pytest.raises(SessionClosed):
+                await session.request("initialize", {})
+            await session.close()
+            await process.wait()
+        worker = Worker(0, CodexBinary(Path("/bin/true"), {}), {"PATH": "/usr/bin:/bin"}, Path("/"))
+        with pytest.raises(SessionClosed):
+            await worker.spawn()
+        del process, session, worker
+        for _ in range(2):
+            gc.collect()
+            await asyncio.sleep(0.05)
+    finally:
+        loop.set_exception_handler(None)
+    assert [(context.get("message"), repr(context.get("exception"))) for context in unhandled] == []

@@ -1,0 +1,57 @@
+"""The docs as a newcomer meets them: a short README in each language, every doc in both, no dead link."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests.harness import REPO
+
+DOCS = sorted([REPO / "README.md", REPO / "README.ja.md", *(REPO / "docs").glob("*.md")])
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    kept = [c for c in heading.strip().lower() if c in " -_" or unicodedata.category(c)[0] in "LNM"]
+    return "".join(kept).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+    return {slug(m) for m in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)}
+
+
+def headings(path: Path) -> int:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+    return len(re.findall(r"^#{1,4} ", text, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", ["README.md", "README.ja.md"])
+def test_the_readme_is_a_short_front_door(name: str) -> None:
+    assert len((REPO / name).read_bytes()) < 12 * 1024
+
+
+def test_every_doc_exists_in_both_languages_with_the_same_sections() -> None:
+    english = {p for p in DOCS if not p.name.endswith(".ja.md")}
+    for path in english:
+        japanese = path.with_name(path.name.removesuffix(".md") + ".ja.md")
+        assert japanese.exists(), f"{japanese.name} is missing"
+        assert headings(path) == headings(japanese), f"{path.name} and {japanese.name} differ in their sections"
+    assert len(english) * 2 == len(DOCS)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_reaches_its_file_and_heading(path: Path) -> None:
+    dead = []
+    for target in LINK.findall(re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
+            dead.append(target)
+    assert dead == []
