@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,7 @@ def _unsupported_tool(kind: Any, where: str) -> Exception:
     return invalid(message, param=f"{where}.type", code="unsupported_tool_type")
 
 
-def _specs(raw: Any, param: str, read: Any) -> tuple[ToolSpec, ...]:
+def _specs(raw: Any, param: str, read: Callable[[Any, str], ToolSpec]) -> tuple[ToolSpec, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -162,7 +163,7 @@ def chat_tools(extra: dict[str, Any]) -> ToolRequest:
     )
 
 
-def _allowed(spec: dict[str, Any], param: str, name_of: Any) -> tuple[str, list[str]]:
+def _allowed(spec: dict[str, Any], param: str, name_of: Callable[[dict[str, Any]], Any]) -> tuple[str, list[str]]:
     """An allowed_tools choice: its mode and the function names it allows (other tool types are refused)."""
     mode, tools = spec.get("mode", "auto"), spec.get("tools")
     if not isinstance(tools, list) or not tools:
