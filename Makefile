@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
+CLIENTS_STAMP := tests/clients/vercel/node_modules/.installed
 
 .PHONY: run install test lint format setup clean bench soak docker-test redis-server
 
@@ -14,7 +15,7 @@ run: install
 # What `make run` installs, and all the server needs: requirements.txt and the pinned Codex, no dev requirements.
 install: $(RUNTIME_STAMP) $(CODEX_STAMP)
 
-test: $(DEV_STAMP) $(CODEX_STAMP) redis-server
+test: $(DEV_STAMP) $(CODEX_STAMP) redis-server $(CLIENTS_STAMP)
 	$(PY) -m pytest
 
 soak: $(DEV_STAMP) $(CODEX_STAMP)
@@ -60,5 +61,9 @@ redis-server:
 	  $(APT) install -y --no-install-recommends redis-server || \
 	  { $(APT) update -qq && $(APT) install -y --no-install-recommends redis-server; }
 
+$(CLIENTS_STAMP): tests/clients/vercel/package.json tests/clients/vercel/package-lock.json
+	npm ci --prefix tests/clients/vercel --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules tests/clients/vercel/node_modules .pytest_cache .ruff_cache

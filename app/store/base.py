@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from app import turn
 from app.errors import ApiError
-from app.turn import Message
+from app.turn import Item
 
 log = logging.getLogger("codex_wrapper")
 T = TypeVar("T")
@@ -38,7 +38,7 @@ class StoreUnavailable(ApiError):
 class StoredResponse:
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
-    conversation: tuple[Message, ...]  # kept through app.turn.encode_history / decode_history only
+    conversation: tuple[Item, ...]  # kept through app.turn.encode_history / decode_history only
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,12 @@ def items_of(stored: StoredResponse) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def encode_conversation(conversation: tuple[Message, ...]) -> str:
+def encode_conversation(conversation: tuple[Item, ...]) -> str:
     """The conversation as JSON through app.turn's codec; backends keep the text as it is, unread."""
     return json.dumps(turn.encode_history(conversation), ensure_ascii=False)
 
 
-def decode_conversation(raw: str) -> tuple[Message, ...]:
+def decode_conversation(raw: str) -> tuple[Item, ...]:
     return turn.decode_history(json.loads(raw))
 
 
