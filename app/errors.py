@@ -115,4 +115,6 @@ def failure_error(kind: str, message: str) -> ApiError:
         return ApiError(503, f"Codex is not available: {message}", code="codex_unavailable")
     if kind == "crashed":
         return ApiError(502, message, code="codex_failed")
+    if kind == "broken_contract":
+        return ApiError(502, message, code="tool_call_not_honoured")
     return ApiError(502, f"The model provider failed: {message}", code="upstream_error")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from app.errors import ApiError, invalid
-from app.turn import Message
+from app.turn import Item, Message, ToolCall, ToolOutput
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.S)
@@ -164,15 +164,24 @@ class MessageDraft:
     images: tuple[ImageRef, ...] = ()
 
 
-async def materialize(drafts: list[MessageDraft], fetcher: ImageFetcher) -> tuple[Message, ...]:
-    """Messages with every image as a data URL (fetched concurrently); the first bad image is a 400."""
-    refs = [ref for draft in drafts for ref in draft.images]
-    if not refs:
-        return tuple(Message(d.role, d.text) for d in drafts)  # type: ignore[arg-type]
-    try:
-        async with asyncio.TaskGroup() as group:  # the first bad image cancels the other fetches
-            tasks = [group.create_task(fetcher.data_url(ref)) for ref in refs]
-    except BaseExceptionGroup as failed:
-        raise next(e for e in failed.exceptions if isinstance(e, ApiError)) from None
-    urls = iter(task.result() for task in tasks)
-    return tuple(Message(d.role, d.text, tuple(next(urls) for _ in d.images)) for d in drafts)  # type: ignore[arg-type]
+async def materialize(
+    drafts: list[MessageDraft] | list[MessageDraft | ToolCall | ToolOutput], fetcher: ImageFetcher
+) -> tuple[Item, ...]:
+    """Messages with every image as a data URL (fetched concurrently); the first bad image is a 400. Function
+    calls and outputs pass as they are."""
+    refs = [ref for draft in drafts if isinstance(draft, MessageDraft) for ref in draft.images]
+    urls: list[str] = []
+    if refs:
+        try:
+            async with asyncio.TaskGroup() as group:  # the first bad image cancels the other fetches
+                tasks = [group.create_task(fetcher.data_url(ref)) for ref in refs]
+        except BaseExceptionGroup as failed:
+            raise next(e for e in failed.exceptions if isinstance(e, ApiError)) from None
+        urls = [task.result() for task in tasks]
+    fetched = iter(urls)
+    return tuple(
+        Message(d.role, d.text, tuple(next(fetched) for _ in d.images))  # type: ignore[arg-type]
+        if isinstance(d, MessageDraft)
+        else d
+        for d in drafts
+    )

@@ -17,13 +17,69 @@ class Message:
     images: tuple[str, ...] = ()  # data URLs (the gateway fetched any http(s) image already)
 
 
-def encode_history(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ToolCall:
+    """The model calling one of the client's functions: a TurnEvent, and the assistant's item in a history."""
+
+    call_id: str
+    name: str  # the client's own name for the function
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """What the client's function returned for a call (a history item)."""
+
+    call_id: str
+    output: str
+
+
+Item = Message | ToolCall | ToolOutput  # one step of a conversation
+
+
+def encode_history(items: tuple[Item, ...]) -> list[dict[str, Any]]:
     """A conversation as JSON-ready objects, for the response store (images are not kept)."""
-    return [{"role": m.role, "text": m.text} for m in messages]
+    encoded: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, ToolCall):
+            call = {"call_id": item.call_id, "name": item.name, "arguments": item.arguments}
+            encoded.append({"kind": "tool_call", **call})
+        elif isinstance(item, ToolOutput):
+            encoded.append({"kind": "tool_output", "call_id": item.call_id, "output": item.output})
+        else:
+            encoded.append({"role": item.role, "text": item.text})
+    return encoded
 
 
-def decode_history(raw: list[dict[str, Any]]) -> tuple[Message, ...]:
-    return tuple(Message(m["role"], m["text"]) for m in raw)
+def decode_history(raw: list[dict[str, Any]]) -> tuple[Item, ...]:
+    decoded: list[Item] = []
+    for entry in raw:
+        kind = entry.get("kind", "message")
+        if kind == "tool_call":
+            decoded.append(ToolCall(entry["call_id"], entry["name"], entry["arguments"]))
+        elif kind == "tool_output":
+            decoded.append(ToolOutput(entry["call_id"], entry["output"]))
+        else:
+            decoded.append(Message(entry["role"], entry["text"]))
+    return tuple(decoded)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the client offers the model."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON Schema of the arguments object
+    strict: bool = False  # the arguments must match `parameters`
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """auto: the model may call a function; required: it must call one (`name`: that one)."""
+
+    mode: Literal["auto", "required"] = "auto"
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,9 +98,12 @@ class RunPolicy:
 @dataclass(frozen=True)
 class Turn:
     model: str
-    messages: tuple[Message, ...]
+    messages: tuple[Item, ...]
     policy: RunPolicy
     output_schema: dict[str, Any] | None = None  # the JSON Schema Codex must answer in
+    tools: tuple[ToolSpec, ...] = ()  # the client's functions offered to the model
+    tool_choice: ToolChoice = ToolChoice()
+    parallel_tool_calls: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +123,7 @@ class FailureKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # the model provider refused for quota or rate
     TIMEOUT = "timeout"  # CODEX_TIMEOUT ran out
     CRASHED = "crashed"  # Codex itself failed or exited without an answer
+    BROKEN_CONTRACT = "broken_contract"  # the model's answer broke what the request required (tool_choice, strict)
     UNAVAILABLE = "unavailable"  # Codex cannot be started
 
 
@@ -93,7 +153,7 @@ class Failed:
     message: str
 
 
-TurnEvent = TextDelta | ReasoningDelta | UsageReport | Completed | Failed
+TurnEvent = TextDelta | ReasoningDelta | ToolCall | UsageReport | Completed | Failed
 TERMINAL = (Completed, Failed)
 
 

@@ -13,13 +13,15 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
-from app.api.params import TOOLS_LATER, Rule, absent, anything, check_extras, falsy
+from app.api.params import Rule, absent, anything, check_extras
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
+from app.api.tool_history import chat_calls, chat_output, check_pairs
+from app.api.tools import chat_call_deltas, chat_tool_call, chat_tools
 from app.api.turns import StartedTurn, ignored_header, precheck, start_turn
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
-from app.turn import Completed, Failed, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
+from app.turn import Completed, Failed, ReasoningDelta, TextDelta, ToolCall, ToolOutput, TurnEvent, Usage, UsageReport
 
 router = APIRouter()
 
@@ -27,9 +29,12 @@ router = APIRouter()
 IGNORED_PARAMS = (
     "temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
     "seed", "user", "logit_bias", "metadata", "store", "service_tier", "prompt_cache_key",
-    "prompt_cache_retention", "safety_identifier", "verbosity", "parallel_tool_calls",
+    "prompt_cache_retention", "safety_identifier", "verbosity",
 )  # fmt: skip
-MESSAGE_ROLES = ("system", "developer", "user", "assistant")
+MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+MESSAGE_KEYS = (
+    "role", "content", "name", "refusal", "annotations", "tool_calls", "function_call", "audio", "tool_call_id",
+)  # fmt: skip
 
 
 class StreamOptions(BaseModel):
@@ -51,10 +56,11 @@ RULES: dict[str, Rule] = {
     "n": (lambda v: v in (None, 1), "Codex produces one choice per request"),
     "logprobs": (lambda v: v in (None, False), "Codex does not report token log probabilities"),
     "top_logprobs": (lambda v: v in (None, 0), "Codex does not report token log probabilities"),
-    "tools": (falsy, TOOLS_LATER),
-    "functions": (falsy, TOOLS_LATER),
-    "tool_choice": (lambda v: v in (None, "none", "auto"), TOOLS_LATER),
-    "function_call": (lambda v: v in (None, "none", "auto"), TOOLS_LATER),
+    "tools": (anything, ""),  # honoured: chat_tools (as are the next four)
+    "functions": (anything, ""),
+    "tool_choice": (anything, ""),
+    "function_call": (anything, ""),
+    "parallel_tool_calls": (anything, ""),
     "audio": (absent, "not available through Codex"),
     "prediction": (absent, "not available through Codex"),
     "web_search_options": (absent, "not available through Codex"),
@@ -93,16 +99,14 @@ def _content(content: Any, param: str, role: str) -> tuple[str, tuple[ImageRef, 
     return "\n".join(texts), tuple(images)
 
 
-def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft]:
+def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft | ToolCall | ToolOutput]:
+    """The conversation: messages, and the function calls and outputs between them, in order."""
     if not raw:
         raise invalid("'messages' must contain at least one message.", param="messages", code="empty_array")
-    drafts = []
+    items: list[MessageDraft | ToolCall | ToolOutput] = []
     for index, item in enumerate(raw):
         where = f"messages[{index}]"
         role = item.get("role")
-        if role in ("tool", "function"):
-            message = f"Messages with role '{role}' need function calling, which is not available yet."
-            raise invalid(message, param=f"{where}.role", code="unsupported_role")
         if role not in MESSAGE_ROLES:
             raise invalid(
                 f"Invalid value for '{where}.role': {role!r}. Allowed: {', '.join(MESSAGE_ROLES)}.",
@@ -110,17 +114,24 @@ def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft]:
                 code="invalid_value",
             )
         for key, value in item.items():
-            if key in ("tool_calls", "function_call", "audio") and value:
-                message = f"'{where}.{key}' is not supported: function calling and audio are not available yet."
+            if key == "audio" and value:
+                message = f"'{where}.audio' is not supported: audio is not available through Codex."
                 raise invalid(message, param=f"{where}.{key}", code="unsupported_parameter")
-            if key not in ("role", "content", "name", "refusal", "annotations", "tool_calls", "function_call", "audio"):
+            if key not in MESSAGE_KEYS:
                 message = f"Unrecognized argument in '{where}': {key}"
                 raise invalid(message, param=f"{where}.{key}", code="unknown_parameter")
+        if role in ("tool", "function"):
+            items.append(chat_output(item, where, items))
+            continue
         text, images = _content(item.get("content"), f"{where}.content", role)
-        drafts.append(MessageDraft(role, text, images))
-    if not any(d.text.strip() or d.images for d in drafts):
+        calls = chat_calls(item, index) if role == "assistant" else []
+        if text or images or not calls:
+            items.append(MessageDraft(role, text, images))
+        items += calls
+    if not any(not isinstance(d, MessageDraft) or d.text.strip() or d.images for d in items):
         raise invalid("'messages' contain no text.", param="messages")
-    return drafts
+    check_pairs([i for i in items if not isinstance(i, MessageDraft)], chat=True)
+    return items
 
 
 def usage_body(usage: Usage) -> dict[str, Any]:
@@ -155,17 +166,24 @@ class ChunkWriter:
 
 @dataclass
 class ChatRules:
-    """What shapes the answer: reasoning shown or not, stop strings, the output format."""
+    """What shapes the answer: reasoning shown or not, stop strings, the output format, older function calls."""
 
     show_reasoning: bool
     stops: tuple[str, ...]
     output: OutputFormat
+    legacy_functions: bool = False
+
+    def finish_reason(self, calls: list[ToolCall]) -> str:
+        if not calls:
+            return "stop"
+        return "function_call" if self.legacy_functions else "tool_calls"
 
 
 async def stream_chunks(
     writer: ChunkWriter, started: StartedTurn, rules: ChatRules, include_usage: bool
 ) -> AsyncIterator[bytes]:
     usage, cutter, text = Usage(), StopCutter(rules.stops), []
+    calls: list[ToolCall] = []
     events = started.events
     yield writer.chunk({"role": "assistant", "content": ""})
     try:
@@ -179,16 +197,23 @@ async def stream_chunks(
                     event = Completed("".join(text))
             elif isinstance(event, ReasoningDelta) and rules.show_reasoning:
                 yield writer.chunk({"reasoning_content": event.text})
+            elif isinstance(event, ToolCall):
+                if rest := cutter.flush():
+                    text.append(rest)
+                    yield writer.chunk({"content": rest})
+                for delta in chat_call_deltas(len(calls), event, rules.legacy_functions):
+                    yield writer.chunk(delta)
+                calls.append(event)
             elif isinstance(event, UsageReport):
                 usage = event.usage
             if isinstance(event, Completed):
                 if rest := cutter.flush():
                     text.append(rest)
                     yield writer.chunk({"content": rest})
-                if error := rules.output.check("".join(text)):
+                if not calls and (error := rules.output.check("".join(text))):
                     yield sse(error.body())
                     break
-                yield writer.chunk({}, finish_reason="stop")
+                yield writer.chunk({}, finish_reason=rules.finish_reason(calls))
                 if include_usage:
                     yield writer.usage(usage)
                 break
@@ -201,10 +226,19 @@ async def stream_chunks(
         await events.aclose()
 
 
-async def collect(started: StartedTurn, rules: ChatRules) -> tuple[str, str, Usage]:
-    """The answer (cut at a stop string), the reasoning shown, and usage; failures raise their API error."""
+@dataclass
+class ChatAnswer:
+    text: str
+    reasoning: str
+    usage: Usage
+    calls: list[ToolCall]
+
+
+async def collect(started: StartedTurn, rules: ChatRules) -> ChatAnswer:
+    """The answer (cut at a stop string), the reasoning shown, usage and calls; failures raise their API error."""
     usage, cutter, reasoning = Usage(), StopCutter(rules.stops), []
     text: list[str] = []
+    calls: list[ToolCall] = []
     event: TurnEvent | None = started.first
     try:
         while event is not None:
@@ -214,6 +248,8 @@ async def collect(started: StartedTurn, rules: ChatRules) -> tuple[str, str, Usa
                     break
             elif isinstance(event, ReasoningDelta) and rules.show_reasoning:
                 reasoning.append(event.text)
+            elif isinstance(event, ToolCall):
+                calls.append(event)
             elif isinstance(event, UsageReport):
                 usage = event.usage
             elif isinstance(event, Completed):
@@ -227,9 +263,22 @@ async def collect(started: StartedTurn, rules: ChatRules) -> tuple[str, str, Usa
     finally:
         await started.events.aclose()
     answer = "".join(text)
-    if error := rules.output.check(answer):
+    if not calls and (error := rules.output.check(answer)):
         raise error
-    return answer, "".join(reasoning), usage
+    return ChatAnswer(answer, "".join(reasoning), usage, calls)
+
+
+def answer_message(answer: ChatAnswer, rules: ChatRules) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
+    if answer.calls:
+        message["content"] = answer.text or None
+        if rules.legacy_functions:
+            message["function_call"] = {"name": answer.calls[0].name, "arguments": answer.calls[0].arguments}
+        else:
+            message["tool_calls"] = [chat_tool_call(call) for call in answer.calls]
+    if answer.reasoning:
+        message["reasoning_content"] = answer.reasoning
+    return message
 
 
 @router.post("/v1/chat/completions")
@@ -239,21 +288,26 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
     drafts = to_messages(body.messages)
     output = chat_format(extra.get("response_format"))
     stops = stop_strings(extra.get("stop"))
+    tools = chat_tools(extra)
     precheck(gateway, body.model, body.x_codex)
     messages = await materialize(drafts, gateway.images)
     started = await start_turn(
-        gateway, request, body.model, messages, body.x_codex, requested_effort=body.reasoning_effort, output=output
+        gateway,
+        request,
+        body.model,
+        messages,
+        body.x_codex,
+        requested_effort=body.reasoning_effort,
+        output=output,
+        tools=tools,
     )
-    rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output)
+    rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output, tools.legacy)
     headers = ignored_header(ignored)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = stream_chunks(ChunkWriter(body.model), started, rules, include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    text, reasoning, usage = await until_disconnect(request, collect(started, rules))
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
-    if reasoning:
-        message["reasoning_content"] = reasoning
+    answer = await until_disconnect(request, collect(started, rules))
     completion = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -262,11 +316,11 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
         "choices": [
             {
                 "index": 0,
-                "message": message,
+                "message": answer_message(answer, rules),
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": rules.finish_reason(answer.calls),
             }
         ],
-        "usage": usage_body(usage),
+        "usage": usage_body(answer.usage),
     }
     return JSONResponse(completion, headers=headers)

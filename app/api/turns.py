@@ -10,10 +10,13 @@ from fastapi import Request
 
 from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
+from app.api.tool_contract import tool_events
+from app.api.tools import ToolRequest, must_call_instruction
+from app.errors import invalid
 from app.gateway import Gateway
 from app.observability import RequestStats
 from app.policy import parse_x_codex, resolve_policy
-from app.turn import Message, Turn, TurnEvent
+from app.turn import Item, Message, Turn, TurnEvent
 
 
 @dataclass
@@ -27,13 +30,14 @@ async def start_turn(
     gateway: Gateway,
     request: Request,
     model_name: str,
-    messages: tuple[Message, ...],
+    messages: tuple[Item, ...],
     x_codex: Any,
     *,
     requested_effort: str | None = None,
     effort_param: str = "reasoning_effort",
     reasoning_summary: str | None = None,
     output: OutputFormat = OutputFormat(),
+    tools: ToolRequest = ToolRequest(),
 ) -> StartedTurn:
     """Resolve model and policy, admit the turn, and wait for its first event (a failure before it is an
     HTTP error status: 4xx from validation, 429 from admission, 5xx from Codex)."""
@@ -51,12 +55,29 @@ async def start_turn(
     )
     if output.kind == "json_object":
         messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
-    turn = Turn(model=model.id, messages=messages, policy=policy, output_schema=output.schema)
+    if instruction := must_call_instruction(tools):
+        messages = (*messages, instruction)
+    turn = Turn(
+        model=model.id,
+        messages=messages,
+        policy=policy,
+        output_schema=output.schema,
+        tools=tools.offered,
+        tool_choice=tools.choice,
+        parallel_tool_calls=tools.parallel and not tools.legacy,
+    )
     executor = gateway.require_codex()
+    if turn.tools and not executor.engine.client_tools:
+        param = "functions" if tools.legacy else "tools"
+        message = (
+            f"'{param}' needs the app-server engine (CODEX_ENGINE=app-server): the {executor.engine.name} engine "
+            "cannot hand function calls back to the client."
+        )
+        raise invalid(message, param=param, code="unsupported_parameter")
     stats: RequestStats | None = getattr(request.state, "stats", None)
     if stats is not None:
         stats.model, stats.engine = model.id, executor.engine.name
-    events = executor.events(turn, stats)
+    events = tool_events(executor, turn, stats) if turn.tools else executor.events(turn, stats)
     return StartedTurn(turn, await first_event(request, events), events)
 
 

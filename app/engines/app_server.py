@@ -10,13 +10,15 @@ from pathlib import Path
 from app.codex_cli import CodexBinary
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
 from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
+from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
 from app.engines.spare_threads import SpareThreads
-from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent
+from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 
 class AppServerEngine:
     name = "app-server"
+    client_tools = True
 
     def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, workers: int, wait: float) -> None:
         self.pool = AppServerPool(binary, env, cwd, workers)
@@ -48,7 +50,12 @@ class AppServerEngine:
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         try:
+            names = ToolNames(turn.tools)
+            params = thread_params(turn)
             worker = await self.pool.acquire(self.wait)
+        except ValueError as exc:
+            yield Failed(FailureKind.CRASHED, f"Codex cannot take these functions: {exc}")
+            return
         except PoolUnavailable as exc:
             yield Failed(FailureKind.UNAVAILABLE, str(exc))
             return
@@ -57,23 +64,28 @@ class AppServerEngine:
         worker.active += 1
         thread_id: str | None = None
         turn_id: str | None = None
-        finished = False
+        finished = False  # Codex's turn is over (else it is interrupted once we are done with it)
         try:
-            params = thread_params(turn)
             thread_id = self.spares.take(session, params)
             if thread_id is None:
                 thread_id = str((await session.request("thread/start", params))["thread"]["id"])
-            queue = session.subscribe(thread_id)
-            history, prompt = split_conversation(turn.messages)
+            queue = session.subscribe(thread_id, (TOOL_CALL_REQUEST,) if turn.tools else ())
+            history, prompt = split_conversation(turn.messages, names)
             if history:
                 await session.request("thread/inject_items", {"threadId": thread_id, "items": history})
             started = await session.request("turn/start", turn_params(thread_id, prompt, turn))
             turn_id = str((started.get("turn") or {}).get("id") or "") or None
             translator = TurnTranslator()
+            calls = ClientCalls(names, turn_id) if turn.tools else None
             while not finished:
                 message = await queue.get()
                 if message is None:
                     raise SessionClosed("the app-server exited")
+                made = calls.feed(message) if calls is not None else None
+                if made is not None and calls is not None:  # the model's response calls client functions: done
+                    for event in (*made, UsageReport(calls.usage), Completed("".join(translator.text))):
+                        yield event
+                    return
                 for event in translator.feed(message):
                     finished = isinstance(event, (Completed, Failed))
                     yield event
@@ -86,7 +98,6 @@ class AppServerEngine:
         finally:
             worker.active -= 1
             if thread_id is not None:
-                session.unsubscribe(thread_id)
                 self.spares.fill(session, params)  # after the turn, not beside it: two cores are few
                 task = asyncio.create_task(self._release(session, thread_id, None if finished else turn_id))
                 self._cleanups.add(task)
@@ -94,10 +105,15 @@ class AppServerEngine:
 
     @staticmethod
     async def _release(session: RpcSession, thread_id: str, interrupt_turn: str | None) -> None:
-        """Interrupt an unfinished turn, then let the app-server unload the thread."""
+        """Interrupt an unfinished turn, then answer what it still asks (pending client tool calls, only now so
+        Codex cannot send the model an answer), then let the app-server unload the thread."""
+        try:
+            with contextlib.suppress(SessionClosed, RpcError, TimeoutError):
+                if interrupt_turn is not None:
+                    await asyncio.wait_for(
+                        session.request("turn/interrupt", {"threadId": thread_id, "turnId": interrupt_turn}), 5
+                    )
+        finally:
+            session.unsubscribe(thread_id)
         with contextlib.suppress(SessionClosed, RpcError, TimeoutError):
-            if interrupt_turn is not None:
-                await asyncio.wait_for(
-                    session.request("turn/interrupt", {"threadId": thread_id, "turnId": interrupt_turn}), 5
-                )
             await asyncio.wait_for(session.request("thread/unsubscribe", {"threadId": thread_id}), 5)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.engines.dynamic_tools import ToolNames, history_item, tool_thread_params
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.turn import (
     Completed,
     Failed,
     FailureKind,
+    Item,
     Message,
     ReasoningDelta,
     TextDelta,
@@ -28,18 +30,34 @@ def _item(message: Message) -> dict[str, Any]:
     return {"type": "message", "role": message.role, "content": parts}
 
 
-def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, Any]], Message]:
-    """The request's instructions and earlier turns as Responses items, and the last user message as input.
+def _is_instruction(item: Item) -> bool:
+    return isinstance(item, Message) and item.role in ("system", "developer")
+
+
+def split_conversation(
+    messages: tuple[Item, ...], names: ToolNames | None = None
+) -> tuple[list[dict[str, Any]], Message | None]:
+    """The request's instructions and earlier steps as Responses items, and the turn's input: the last user
+    message when the conversation ends with one; None when it ends otherwise (say, with function outputs), and
+    the model goes on from the injected history alone.
 
     Instructions travel as an injected developer message (not thread/start's developerInstructions), so a thread
     started ahead of the request fits any conversation.
     """
-    instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer") and m.text)
-    turns = [m for m in messages if m.role in ("user", "assistant")]
-    last_user = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
-    prompt = turns[last_user] if last_user is not None else Message("user", "")
+    names = names or ToolNames(())
+    instructions = "\n\n".join(m.text for m in messages if isinstance(m, Message) and _is_instruction(m) and m.text)
+    steps = [m for m in messages if not _is_instruction(m)]
+    prompt: Message | None = None
+    if steps and isinstance(steps[-1], Message) and steps[-1].role == "user":
+        prompt = steps.pop()
+    elif not steps:
+        prompt = Message("user", "")
     items = [_item(Message("developer", instructions))] if instructions else []
-    items += [_item(m) for i, m in enumerate(turns) if i != last_user and (m.text or m.images)]
+    for step in steps:
+        if not isinstance(step, Message):
+            items.append(history_item(step, names))
+        elif step.text or step.images:
+            items.append(_item(step))
     return items, prompt
 
 
@@ -61,15 +79,16 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     if policy.mode == "chat":
         config.update(CHAT_CONFIG)
         params.update(environments=[], dynamicTools=[], baseInstructions=CHAT_BASE_INSTRUCTIONS)
+    params.update(tool_thread_params(turn, ToolNames(turn.tools)))
     params["config"] = config
     return params
 
 
-def turn_params(thread_id: str, prompt: Message, turn: Turn) -> dict[str, Any]:
-    user_input: list[dict[str, Any]] = (
-        [{"type": "text", "text": prompt.text}] if prompt.text or not prompt.images else []
-    )
-    user_input += [{"type": "image", "url": url} for url in prompt.images]
+def turn_params(thread_id: str, prompt: Message | None, turn: Turn) -> dict[str, Any]:
+    user_input: list[dict[str, Any]] = []
+    if prompt is not None:
+        user_input = [{"type": "text", "text": prompt.text}] if prompt.text or not prompt.images else []
+        user_input += [{"type": "image", "url": url} for url in prompt.images]
     params: dict[str, Any] = {"threadId": thread_id, "input": user_input, "effort": turn.policy.reasoning_effort}
     if turn.output_schema is not None:
         params["outputSchema"] = turn.output_schema

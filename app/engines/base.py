@@ -10,6 +10,7 @@ from app.turn import Turn, TurnEvent
 
 class Engine(Protocol):
     name: str
+    client_tools: bool  # whether a Turn may carry the client's functions
 
     async def start(self) -> None: ...
 

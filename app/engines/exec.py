@@ -24,9 +24,11 @@ from app.turn import (
     Completed,
     Failed,
     FailureKind,
+    Item,
     Message,
     ReasoningDelta,
     TextDelta,
+    ToolCall,
     Turn,
     TurnEvent,
     Usage,
@@ -46,11 +48,21 @@ def toml_override(key: str, value: object) -> str:
     return f"{key}={tomli_w.dumps({'v': value}).split('=', 1)[1].strip()}"
 
 
-def render_prompt(messages: tuple[Message, ...]) -> str:
+def _as_message(item: Item) -> Message:
+    """Earlier function calls and their outputs as transcript text (the exec engine offers no functions)."""
+    if isinstance(item, ToolCall):
+        return Message("assistant", f"[called function {item.name}({item.arguments}), call id {item.call_id}]")
+    if isinstance(item, Message):
+        return item
+    return Message("user", f"[output of function call {item.call_id}]\n{item.output}")
+
+
+def render_prompt(items: tuple[Item, ...]) -> str:
     """System/developer text first, then the conversation; a lone user message stays as it is.
 
     Images are attached to the prompt as files (exec takes them only that way), numbered in order of appearance.
     """
+    messages = [_as_message(item) for item in items]
     instructions = [m.text for m in messages if m.role in ("system", "developer") and m.text]
     turns = [m for m in messages if m.role in ("user", "assistant")]
     if not instructions and len(turns) == 1 and turns[0].role == "user" and not turns[0].images:
@@ -167,6 +179,7 @@ class ExecEventParser:
 
 class ExecEngine:
     name = "exec"
+    client_tools = False  # `codex exec` cannot hand a function call back to its caller
 
     def __init__(self, binary: CodexBinary, env: dict[str, str]) -> None:
         self.binary = binary
@@ -251,7 +264,7 @@ class TurnFiles:
 @contextlib.contextmanager
 def turn_files(turn: Turn) -> Iterator[TurnFiles]:
     """The files a turn needs on disk (output schema, images), removed when the turn ends, on every path."""
-    images = [url for m in turn.messages for url in m.images]
+    images = [url for m in turn.messages if isinstance(m, Message) for url in m.images]
     if turn.output_schema is None and not images:
         yield TurnFiles()
         return

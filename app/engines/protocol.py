@@ -26,11 +26,16 @@ NOTIFICATIONS = {
     "turn/completed",
     "error",
 }
+SERVER_REQUESTS = {"item/tool/call"}
 PARAMS = {
     "v2/ThreadStartParams.json": {
         "model", "cwd", "sandbox", "approvalPolicy", "ephemeral", "baseInstructions",
-        "config", "environments", "dynamicTools",
+        "config", "environments", "dynamicTools", "experimentalRawEvents",
     },
+    "DynamicToolCallParams.json": {"threadId", "turnId", "callId", "tool", "arguments"},
+    # internal notifications (not in ServerNotification's list) that experimentalRawEvents turns on
+    "v2/RawResponseItemCompletedNotification.json": {"threadId", "turnId", "item"},
+    "v2/RawResponseCompletedNotification.json": {"threadId", "turnId", "usage"},
     "v2/TurnStartParams.json": {"threadId", "input", "effort", "summary"},
     "v2/ThreadInjectItemsParams.json": {"threadId", "items"},
     "v2/TurnInterruptParams.json": {"threadId", "turnId"},
@@ -56,6 +61,9 @@ def missing_from(schema_dir: Path) -> list[str]:
     missing += [f"request {m}" for m in sorted(CLIENT_METHODS - client)]
     notes = _methods(json.loads((schema_dir / "ServerNotification.json").read_text()))
     missing += [f"notification {m}" for m in sorted(NOTIFICATIONS - notes)]
+    requests = schema_dir / "ServerRequest.json"
+    server = _methods(json.loads(requests.read_text())) if requests.exists() else set()
+    missing += [f"server request {m}" for m in sorted(SERVER_REQUESTS - server)]
     for name, fields in PARAMS.items():
         path = schema_dir / name
         props = set(json.loads(path.read_text()).get("properties", {})) if path.exists() else set()

@@ -13,8 +13,8 @@ _REFUSALS: dict[str, dict[str, Any]] = {
     "item/permissions/requestApproval": {"permissions": {}, "scope": "turn"},
     "item/tool/requestUserInput": {"answers": {}},
     "mcpServer/elicitation/request": {"action": "decline"},
-    "item/tool/call": {
-        "contentItems": [{"type": "inputText", "text": "Client-side tools are not available through this gateway."}],
+    "item/tool/call": {  # answered only after the turn is interrupted: the call went back to the HTTP client
+        "contentItems": [{"type": "inputText", "text": "The gateway returned this call to its client."}],
         "success": False,
     },
     "applyPatchApproval": {"decision": "denied"},

@@ -1,7 +1,9 @@
 """A JSON-RPC session over a Codex app-server's stdio: newline-delimited JSON without a "jsonrpc" key.
 
-Requests from us get futures; notifications go to the queue of the thread they name (or are dropped);
-requests from the server are answered at once by `on_server_request` (the engine declines them all).
+Requests from us get futures; notifications go to the queue of the thread they name (or are dropped).
+Requests from the server are answered at once by `on_server_request` (the engine declines them all), except
+the methods a thread's subscriber takes itself (client tool calls): those go to its queue, and whatever is
+still unanswered when it unsubscribes gets `on_server_request`'s answer then.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 log = logging.getLogger("codex_wrapper")
@@ -44,6 +46,9 @@ class RpcSession:
         self._next_id = 0
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._threads: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
+        self._routes: dict[str, frozenset[str]] = {}  # thread → server request methods its subscriber answers
+        self._unanswered: dict[str, dict[Any, tuple[str, dict[str, Any]]]] = {}  # thread → routed requests
+        self._answers: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
 
@@ -69,14 +74,29 @@ class RpcSession:
             message["params"] = params
         await self._send(message)
 
-    def subscribe(self, thread_id: str) -> asyncio.Queue[dict[str, Any] | None]:
-        """The queue of this thread's notifications; None in it means the session closed."""
+    def subscribe(self, thread_id: str, requests: Collection[str] = ()) -> asyncio.Queue[dict[str, Any] | None]:
+        """The queue of this thread's notifications, and of its server requests of the `requests` methods (the
+        subscriber answers those with `respond`); None in it means the session closed."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._threads[thread_id] = queue
+        self._routes[thread_id] = frozenset(requests)
+        self._unanswered[thread_id] = {}
         return queue
 
     def unsubscribe(self, thread_id: str) -> None:
+        """Stop routing this thread; its routed requests still unanswered get `on_server_request`'s answer."""
         self._threads.pop(thread_id, None)
+        self._routes.pop(thread_id, None)
+        for request_id, (method, params) in self._unanswered.pop(thread_id, {}).items():
+            task = asyncio.get_running_loop().create_task(self._answer(request_id, method, params))
+            self._answers.add(task)
+            task.add_done_callback(self._answers.discard)
+
+    async def respond(self, thread_id: str, request_id: Any, result: dict[str, Any]) -> None:
+        """Answer a server request routed to this thread's subscriber."""
+        if self._unanswered.get(thread_id, {}).pop(request_id, None) is not None:
+            with contextlib.suppress(SessionClosed):
+                await self._send({"id": request_id, "result": result})
 
     async def close(self) -> None:
         if self._task is not None:
@@ -119,11 +139,16 @@ class RpcSession:
                     future.set_result(message.get("result"))
             return
         params = message.get("params") or {}
-        if "id" in message:  # a request from the server: answer it now, never leave it hanging
-            await self._answer(message["id"], str(method), params)
-            return
         thread_id = params.get("threadId") if isinstance(params, dict) else None
-        queue = self._threads.get(thread_id) if isinstance(thread_id, str) else None
+        thread = thread_id if isinstance(thread_id, str) else ""
+        queue = self._threads.get(thread)
+        if "id" in message:  # a request from the server: its thread's subscriber answers it, or we do now
+            if queue is not None and method in self._routes.get(thread, ()):
+                self._unanswered[thread][message["id"]] = (str(method), params)
+                queue.put_nowait(message)
+            else:
+                await self._answer(message["id"], str(method), params)
+            return
         if queue is not None:
             queue.put_nowait(message)
 

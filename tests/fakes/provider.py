@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +32,14 @@ class Script:
     # {"name": ..., "arguments": ...}: first answer with this function call; once Codex sends its output back,
     # answer with `deltas`
     tool_call: dict[str, Any] | None = None
+    # Client function calls, round by round: the model answers with the first round whose calls (counted from
+    # the first round) are not all answered yet by `function_call_output` items in the request; once every round
+    # is answered it says `deltas`. A round of two or more calls is parallel. Each call: {"name", "arguments"
+    # (a JSON string), optional "call_id"}.
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)
+    call_text: list[str] = field(default_factory=list)  # said (as deltas) before a round's calls
+    argument_chunks: int = 1  # streamed argument deltas per call
+    calls_from_request: int = 0  # answer with plain `deltas` (no calls) for this many requests first
     input_tokens: int = 11
     cached_tokens: int = 3
     output_tokens: int = 7
@@ -81,6 +90,7 @@ class FakeProvider:
         self.connections_closed = 0
         self._lock = threading.Lock()
         self._release = threading.Event()
+        self.served: dict[str, int] = {}  # requests answered per script name
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -105,12 +115,18 @@ class FakeProvider:
         return f"{MARKER}{name}"
 
     def choose(self, body: dict[str, Any]) -> Script:
+        return self.pick(body)[0]
+
+    def pick(self, body: dict[str, Any]) -> tuple[Script, int]:
+        """The script answering this request, and how many requests it has answered, this one included."""
         text = last_user_text(body) or request_text(body)
+        name = "default"
         if MARKER in text:
-            name = text.split(MARKER, 1)[1].split()[0].strip(".,;:\"'")
-            if name in self.scripts:
-                return self.scripts[name]
-        return self.scripts.get("default", Script())
+            marked = text.split(MARKER, 1)[1].split()[0].strip(".,;:\"'")
+            name = marked if marked in self.scripts else name
+        with self._lock:
+            self.served[name] = self.served.get(name, 0) + 1
+            return self.scripts.get(name, Script()), self.served[name]
 
     def record(self, body: dict[str, Any]) -> None:
         with self._lock:
@@ -148,7 +164,7 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 return
             provider.record(body)
             self._body = body
-            script = provider.choose(body)
+            script, self._served = provider.pick(body)
             if script.status != 200:
                 self._json(script.status, {"error": {"message": script.error_message, "type": "fake"}})
                 return
@@ -189,7 +205,15 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if script.reasoning:
                 self._reasoning(script, index)
                 index += 1
-            if script.tool_call and not tool_outputs(self._body):
+            round_calls = self._round(script)
+            if round_calls:
+                if script.call_text:
+                    self._message(Script(deltas=script.call_text, delay=script.delay), index)
+                    index += 1
+                for call in round_calls:
+                    self._function_call(call, script, index)
+                    index += 1
+            elif script.tool_call and not tool_outputs(self._body):
                 self._tool_call(script, index)
                 index += 1
             elif not self._message(script, index):
@@ -236,6 +260,33 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 "arguments": call.get("arguments", "{}"),
             }
             self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
+
+        def _round(self, script: Script) -> list[dict[str, Any]]:
+            """The calls this request is answered with (empty: the final answer)."""
+            if not script.calls or self._served <= script.calls_from_request:
+                return []
+            answered, asked = len(tool_outputs(self._body)), 0
+            for calls in script.calls:
+                asked += len(calls)
+                if answered < asked:
+                    return calls
+            return []
+
+        def _function_call(self, call: dict[str, Any], script: Script, index: int) -> None:
+            """One function call as OpenAI streams it: added (no arguments), argument deltas, done."""
+            item_id = f"fc_{index}_{self._served}"
+            call_id = call.get("call_id") or f"call_{uuid.uuid4().hex[:16]}"
+            arguments = str(call.get("arguments", "{}"))
+            item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": call["name"], "arguments": ""}
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            size = max(1, -(-len(arguments) // max(1, script.argument_chunks)))
+            for start in range(0, len(arguments), size):
+                delta = {"item_id": item_id, "output_index": index, "delta": arguments[start : start + size]}
+                self._send({"type": "response.function_call_arguments.delta", **delta}, script.delay)
+            done = {"item_id": item_id, "output_index": index, "arguments": arguments, "name": call["name"]}
+            self._send({"type": "response.function_call_arguments.done", **done}, 0)
+            item = {**item, "arguments": arguments, "status": "completed"}
             self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
 
         def _message(self, script: Script, index: int) -> bool:

@@ -84,8 +84,9 @@ def test_rate_limit_per_minute(start_gateway: StartGateway) -> None:
     [
         ({"n": 2}, "n"),
         ({"logprobs": True}, "logprobs"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools[0].type"),
+        ({"functions": [{"description": "no name"}]}, "functions[0].name"),
+        ({"tool_choice": "required"}, "tool_choice"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
         ({"response_format": {"type": "yaml"}}, "response_format.type"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
@@ -105,7 +106,7 @@ def test_refused_fields_are_named(gateway: RunningGateway, extra: dict, param: s
     [
         ([], "messages"),
         ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
-        ([{"role": "tool", "content": "hi", "tool_call_id": "x"}], "messages[0].role"),
+        ([{"role": "tool", "content": "hi", "tool_call_id": "x"}, {"role": "user", "content": "q"}], "messages"),
         (
             [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}],
             "messages[0].content[0]",

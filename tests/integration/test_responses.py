@@ -186,13 +186,13 @@ def test_responses_survive_a_restart_and_are_shared_by_instances(
     [
         ({"input": []}, "input"),
         ({"input": [{"role": "wizard", "content": "x"}]}, "input[0].role"),
-        ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}, "input[0].type"),
+        ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}, "input"),
         ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0]"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:x"}]}]},
             "input[0].content[0].image_url",
         ),
-        ({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": "x", "reasoning": {"effort": "galactic"}}, "reasoning.effort"),
         ({"input": "x", "reasoning": {"summary": "verbose"}}, "reasoning.summary"),
         ({"input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),

@@ -18,7 +18,7 @@ def test_sampling_fields_are_reported_not_refused() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{"n": 3}, {"top_logprobs": 2}, {"tool_choice": "required"}, {"modalities": ["audio"]}, {"bogus": 1}],
+    [{"n": 3}, {"top_logprobs": 2}, {"audio": {"voice": "alloy"}}, {"modalities": ["audio"]}, {"bogus": 1}],
 )
 def test_unsupported_features_are_refused_by_name(extra: dict) -> None:
     with pytest.raises(ApiError) as caught:

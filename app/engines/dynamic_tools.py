@@ -1,0 +1,137 @@
+"""Client functions on the app-server, as Codex's dynamic tools.
+
+The client's functions become the thread's `dynamicTools`, under names Codex can take. The thread's raw response
+events (`experimentalRawEvents`) show each function call as the model wrote it, and when the model's response is
+complete. A response that calls client functions ends the turn there: its calls go back to the HTTP client, the
+turn is interrupted, and only then are the pending `item/tool/call` requests answered (by RpcSession.unsubscribe),
+so Codex never sends the model a made-up result. The next request brings the outputs, replayed as
+function_call / function_call_output items on a new thread: no turn waits between HTTP requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from app.turn import ToolCall, ToolOutput, ToolSpec, Turn, Usage
+
+TOOL_CALL_REQUEST = "item/tool/call"
+RAW_ITEM = "rawResponseItem/completed"
+RAW_RESPONSE = "rawResponse/completed"
+_CODEX_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")  # what thread/start accepts
+# Codex 0.169's own tools (in some mode or feature): a dynamic tool of the same name would be hidden by Codex's.
+CODEX_TOOLS = frozenset(
+    {
+        "exec_command", "write_stdin", "shell", "shell_command", "local_shell", "apply_patch", "update_plan",
+        "request_user_input", "view_image", "web_search", "image_generation", "spawn_agent", "send_input", "wait",
+        "wait_agent", "close_agent", "resume_agent", "get_goal", "create_goal", "update_goal", "js_repl",
+        "js_repl_reset", "list_mcp_resources", "list_mcp_resource_templates", "read_mcp_resource", "tool_search",
+        "tool_suggest", "sleep", "current_time", "multi_agent_v1",
+    }
+)  # fmt: skip
+
+
+def wire_name(name: str) -> str:
+    """The name Codex gets for a client function: the client's own when Codex can take it, else a readable
+    stand-in ending in a hash of the original. The same name always maps the same way, so a later request
+    (on any instance) replays earlier calls under the names the model saw."""
+    if _CODEX_NAME.match(name) and name not in CODEX_TOOLS:
+        return name
+    base = re.sub(r"[^a-zA-Z0-9_-]+", "_", name).strip("_")[:48] or "function"
+    return f"{base}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+class ToolNames:
+    """Both directions of the name mapping for one turn's functions."""
+
+    def __init__(self, tools: tuple[ToolSpec, ...]) -> None:
+        self._wire = {tool.name: wire_name(tool.name) for tool in tools}
+        self._client = {wire: name for name, wire in self._wire.items()}
+        if len(self._client) != len(self._wire):
+            raise ValueError("two function names map to the same name for Codex; rename one of them")
+
+    def wire(self, name: str) -> str:
+        return self._wire.get(name) or wire_name(name)
+
+    def client(self, wire: str) -> str | None:
+        """The client's name of a function the model called; None for a function that is not the client's."""
+        return self._client.get(wire)
+
+
+def tool_thread_params(turn: Turn, names: ToolNames) -> dict[str, Any]:
+    """thread/start fields for a turn with client functions: the tools, and the raw events that show the calls."""
+    if not turn.tools:
+        return {}
+    tools = [
+        {"type": "function", "name": names.wire(t.name), "description": t.description, "inputSchema": t.parameters}
+        for t in turn.tools
+    ]
+    return {"dynamicTools": tools, "experimentalRawEvents": True}
+
+
+def history_item(item: ToolCall | ToolOutput, names: ToolNames) -> dict[str, Any]:
+    """An earlier call or its output as the Responses item thread/inject_items takes."""
+    if isinstance(item, ToolCall):
+        return {
+            "type": "function_call",
+            "call_id": item.call_id,
+            "name": names.wire(item.name),
+            "arguments": item.arguments,
+        }
+    return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+
+
+def _usage(raw: dict[str, Any] | None) -> Usage:
+    raw = raw or {}
+    return Usage(
+        input_tokens=int(raw.get("inputTokens") or 0),
+        cached_input_tokens=int(raw.get("cachedInputTokens") or 0),
+        output_tokens=int(raw.get("outputTokens") or 0),
+        reasoning_output_tokens=int(raw.get("reasoningOutputTokens") or 0),
+    )
+
+
+class ClientCalls:
+    """Watches one turn for calls of the client's functions; says when the model's response making them is over.
+
+    Calls come from the raw `function_call` items of this turn (in output order, arguments as the model wrote
+    them); an `item/tool/call` request with no raw item (should Codex ever skip one) counts too.
+    """
+
+    def __init__(self, names: ToolNames, turn_id: str | None) -> None:
+        self.names = names
+        self.turn_id = turn_id
+        self.calls: list[ToolCall] = []
+        self.usage = Usage()  # summed over the model's responses in this turn
+
+    def feed(self, message: dict[str, Any]) -> list[ToolCall] | None:
+        """The client calls of the model's response, once that response is complete; None until then."""
+        method, params = message.get("method"), message.get("params") or {}
+        if params.get("turnId") != self.turn_id:  # e.g. injected history echoed before the turn
+            return None
+        if method == RAW_ITEM:
+            item = params.get("item") or {}
+            name = self.names.client(str(item.get("name")))
+            if item.get("type") == "function_call" and name is not None:
+                self._add(ToolCall(str(item.get("call_id") or ""), name, str(item.get("arguments") or "")))
+        elif method == TOOL_CALL_REQUEST and "id" in message:
+            name = self.names.client(str(params.get("tool")))
+            if name is not None:
+                self._add(ToolCall(str(params.get("callId") or ""), name, json.dumps(params.get("arguments"))))
+        elif method == RAW_RESPONSE:
+            response = _usage(params.get("usage"))
+            self.usage = Usage(
+                self.usage.input_tokens + response.input_tokens,
+                self.usage.cached_input_tokens + response.cached_input_tokens,
+                self.usage.output_tokens + response.output_tokens,
+                self.usage.reasoning_output_tokens + response.reasoning_output_tokens,
+            )
+            if self.calls:
+                return self.calls
+        return None
+
+    def _add(self, call: ToolCall) -> None:
+        if all(known.call_id != call.call_id for known in self.calls):
+            self.calls.append(call)
