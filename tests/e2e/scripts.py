@@ -39,14 +39,12 @@ class OpenWebUIProvider(FakeProvider):
         for name, script in SCRIPTS.items():
             self.script(name, script)
 
-    def choose(self, body: dict[str, Any]) -> Script:
-        if is_task(body):
+    def pick(self, body: dict[str, Any]) -> tuple[Script, int]:
+        if is_task(body):  # its chat history quotes the chat's SCRIPT marker: that script must not answer it
             text = last_user_text(body)
-            for key, answer in TASK_ANSWERS.items():
-                if key in text:
-                    return Script(deltas=[json.dumps(answer)])
-            return Script(deltas=["{}"])
-        return super().choose(body)
+            answer = next((answer for key, answer in TASK_ANSWERS.items() if key in text), {})
+            return Script(deltas=[json.dumps(answer)]), 1
+        return super().pick(body)
 
     def chat_requests(self, marker: str) -> list[dict[str, Any]]:
         """The requests of chat turns (not background tasks) whose last user text carries `SCRIPT:<marker>`."""
