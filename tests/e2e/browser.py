@@ -99,23 +99,23 @@ class Growth:
         return seen
 
 
-def watch_answer(page: Page, done_text: str, timeout: float, shot: Path | None = None) -> Growth:
-    """Sample the last answer until it is finished (an error box finishes it too), or holds `done_text` for
-    `timeout` seconds; a screenshot while it is partly there."""
+def watch_answer(page: Page, timeout: float, shot: Path | None = None) -> Growth:
+    """Sample the last answer until OpenWebUI marks it finished (an error box counts) or `timeout` seconds pass;
+    with `shot`, one screenshot while it is partly there."""
     growth = Growth()
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         text = answer_text(page)
         growth.samples.append((round(time.monotonic() - start, 2), len(text)))
-        if shot and done_text not in text and len(text) > 60:
-            page.screenshot(path=str(shot))
-            shot = None
         if answer_done(page):
             break
+        if shot and len(text) > 60:
+            page.screenshot(path=str(shot))
+            shot = None
         time.sleep(0.05)
     growth.final = answer_text(page)
     return growth
 
 
-def wait_answer(page: Page, done_text: str, timeout: float) -> str:
-    return watch_answer(page, done_text, timeout).final
+def wait_answer(page: Page, timeout: float) -> str:
+    return watch_answer(page, timeout).final

@@ -14,6 +14,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+import httpx
 from playwright.sync_api import Page
 
 from tests.e2e import browser
@@ -25,6 +26,8 @@ from tests.harness import FAKE_MODEL, REPO, run_gateway, write_codex_home
 OUT = REPO / ".e2e" / "out"
 API_KEY = "e2e-openwebui-key"
 ANSWER_TIMEOUT = 120.0
+PINS = (REPO / "tests" / "e2e" / "requirements-openwebui.txt").read_text()
+OPENWEBUI_VERSION = PINS.split("open-webui==", 1)[1].split()[0]
 
 
 @dataclass
@@ -59,7 +62,7 @@ def streaming_and_history(page: Page, url: str, provider: OpenWebUIProvider, che
     open_chat(page, url)
     question = "SCRIPT:stream Please stream forty words."
     browser.send(page, question)
-    growth = browser.watch_answer(page, STREAM_WORDS[-1].strip(), ANSWER_TIMEOUT, OUT / "03-streaming.png")
+    growth = browser.watch_answer(page, ANSWER_TIMEOUT, OUT / "03-streaming.png")
     shot(page, "04-streamed")
     whole = "".join(STREAM_WORDS).strip()
     checks.check("streamed answer complete in the page", whole in growth.final, growth.final[-80:])
@@ -73,7 +76,7 @@ def streaming_and_history(page: Page, url: str, provider: OpenWebUIProvider, che
     )
 
     browser.send(page, "SCRIPT:recall What did I ask you?")
-    second = browser.wait_answer(page, "stream words.", ANSWER_TIMEOUT)
+    second = browser.wait_answer(page, ANSWER_TIMEOUT)
     shot(page, "05-second-turn")
     checks.check("second turn answered", "You asked me to stream words." in second, second[-80:])
     recalls = provider.chat_requests("recall")
@@ -87,7 +90,7 @@ def streaming_and_history(page: Page, url: str, provider: OpenWebUIProvider, che
 def thinking(page: Page, url: str, checks: Checks) -> None:
     open_chat(page, url)
     browser.send(page, "SCRIPT:think Which colour is calmer, blue or red?")
-    text = browser.wait_answer(page, "Blue is calmer.", ANSWER_TIMEOUT)
+    text = browser.wait_answer(page, ANSWER_TIMEOUT)
     checks.check("reasoning reply answered", "Blue is calmer." in text, text[-80:])
     last = page.locator(browser.ANSWER).last
     block = last.get_by_text("Thought for", exact=False)
@@ -112,7 +115,7 @@ def timestamp_of(outputs: list[str]) -> int | None:
 def built_in_tool(page: Page, url: str, provider: OpenWebUIProvider, checks: Checks) -> None:
     open_chat(page, url)
     browser.send(page, "SCRIPT:clock What time is it?")
-    text = browser.wait_answer(page, "The clock tool answered.", ANSWER_TIMEOUT)
+    text = browser.wait_answer(page, ANSWER_TIMEOUT)
     shot(page, "07-tool-answer")
     checks.check("final answer after the tool call", "The clock tool answered." in text, text[-120:])
     requests = provider.chat_requests("clock")
@@ -174,6 +177,8 @@ def main() -> int:
             print(f"gateway on {gateway.base_url}; starting OpenWebUI …", flush=True)
             with run_openwebui(gateway.base_url, API_KEY, OUT) as webui:
                 print(f"OpenWebUI on {webui.url} after {time.monotonic() - started:.0f} s", flush=True)
+                version = httpx.get(f"{webui.url}/api/version", timeout=10).json().get("version")
+                checks.check("OpenWebUI is the pinned version", version == OPENWEBUI_VERSION, str(version))
                 flow(webui.url, provider, checks)
             statuses = gateway_statuses(gateway.log())
             refused = [status for status in statuses if status >= 400]
