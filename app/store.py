@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.turn import Message, decode_history, encode_history
+from app.turn import Item, decode_history, encode_history
 
 log = logging.getLogger("codex_wrapper")
 _SCHEMA = """
@@ -38,7 +38,7 @@ _PRUNE_EVERY = 100  # writes between TTL prunes
 class StoredResponse:
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
-    conversation: tuple[Message, ...]
+    conversation: tuple[Item, ...]
 
 
 class ResponseStore:

@@ -9,7 +9,6 @@ from app.errors import invalid
 
 # A rule: whether a value can be accepted, and why it cannot when it is not.
 Rule = tuple[Callable[[Any], bool], str]
-TOOLS_LATER = "function calling is not available yet"
 
 
 def absent(value: Any) -> bool:

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from app.errors import ApiError, failure_error
-from app.turn import Failed, Usage
+from app.turn import Failed, ToolCall, Usage
 
 
 def new_id(prefix: str) -> str:
@@ -57,6 +57,13 @@ class ResponseBuilder:
 
     def text(self) -> str:
         return "".join(part["text"] for item in self.output if item["type"] == "message" for part in item["content"])
+
+    def calls(self) -> list[ToolCall]:
+        return [
+            ToolCall(item["call_id"], item["name"], item["arguments"])
+            for item in self.output
+            if item["type"] == "function_call"
+        ]
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -144,9 +151,28 @@ class ResponseBuilder:
         ids = {"item_id": item["id"], "output_index": self.output.index(item), "summary_index": 0}
         return [*events, self._event("response.reasoning_summary_text.delta", **ids, delta=delta)]
 
+    def on_tool_call(self, call: ToolCall) -> list[dict[str, Any]]:
+        """A function call item, streamed as OpenAI does: added (no arguments), arguments delta and done, done."""
+        events = self._close_item()
+        index = len(self.output)
+        item = {
+            "id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "",
+            "call_id": call.call_id, "name": call.name,
+        }  # fmt: skip
+        ids = {"item_id": item["id"], "output_index": index}
+        events.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
+        events.append(self._event("response.function_call_arguments.delta", **ids, delta=call.arguments))
+        events.append(self._event("response.function_call_arguments.done", **ids, arguments=call.arguments))
+        item.update(arguments=call.arguments, status="completed")
+        self.output.append(item)
+        events.append(self._event("response.output_item.done", output_index=index, item=item))
+        return events
+
     def complete(self, usage: Usage) -> list[dict[str, Any]]:
         events = self._close_item()
-        if not any(item["type"] == "message" for item in self.output):  # an empty answer is still a message
+        if not any(
+            item["type"] in ("message", "function_call") for item in self.output
+        ):  # an empty answer is still a message
             events += self._open_item("message") + self._close_item()
         self.status, self.usage = "completed", usage
         return [*events, self._event("response.completed", response=self.response())]

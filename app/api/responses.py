@@ -13,22 +13,36 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.api.output import OutputFormat, responses_format
-from app.api.params import TOOLS_LATER, Rule, absent, anything, check_extras, falsy
+from app.api.params import Rule, absent, anything, check_extras, falsy
 from app.api.response_events import ResponseBuilder, new_id
 from app.api.streaming import SSE_HEADERS, until_disconnect
+from app.api.tool_history import check_pairs, listed, responses_item
+from app.api.tools import responses_tool_object, responses_tools
 from app.api.turns import ignored_header, precheck, start_turn
 from app.auth import bearer_token
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
 from app.store import ResponseStore, StoredResponse
-from app.turn import Completed, Failed, Message, ReasoningDelta, TextDelta, TurnEvent, Usage, UsageReport
+from app.turn import (
+    Completed,
+    Failed,
+    Item,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolOutput,
+    TurnEvent,
+    Usage,
+    UsageReport,
+)
 
 router = APIRouter()
 
 IGNORED_PARAMS = (
     "temperature", "top_p", "max_output_tokens", "user", "service_tier", "truncation", "prompt_cache_key",
-    "prompt_cache_retention", "safety_identifier", "parallel_tool_calls", "max_tool_calls", "top_logprobs",
+    "prompt_cache_retention", "safety_identifier", "max_tool_calls", "top_logprobs",
     "stream_options",
 )  # fmt: skip
 ROLES = ("user", "assistant", "system", "developer")
@@ -56,8 +70,9 @@ class ResponsesRequest(BaseModel):
 
 
 RULES: dict[str, Rule] = {
-    "tools": (falsy, TOOLS_LATER),
-    "tool_choice": (lambda v: v in (None, "none", "auto"), TOOLS_LATER),
+    "tools": (anything, ""),  # honoured: responses_tools (as are the next two)
+    "tool_choice": (anything, ""),
+    "parallel_tool_calls": (anything, ""),
     "include": (falsy, "no extra output data is available"),
     "background": (falsy, "background responses are not available"),
     "prompt": (absent, "not available through Codex"),
@@ -91,22 +106,30 @@ def _parts(content: Any, where: str, role: str) -> tuple[str, tuple[ImageRef, ..
     return "\n".join(texts), tuple(images)
 
 
-def to_messages(raw: str | list[Any]) -> tuple[list[MessageDraft], list[dict[str, Any]]]:
-    """The input as message drafts, and as the input items the API lists for this response."""
+def to_messages(raw: str | list[Any]) -> tuple[list[MessageDraft | ToolCall | ToolOutput], list[dict[str, Any]]]:
+    """The input as message drafts, function calls and outputs, and as the input items the API lists for this
+    response. Reasoning items (a client sending back an earlier output whole) are accepted and left out: Codex
+    keeps no reasoning between turns."""
     items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     if not items:
         raise invalid("'input' must not be empty.", param="input", code="empty_array")
-    drafts, listed = [], []
+    drafts: list[MessageDraft | ToolCall | ToolOutput] = []
+    listed_items: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         where = f"input[{index}]"
         if not isinstance(item, dict):
             raise invalid(f"Invalid item at '{where}': expected an object.", param=where)
         kind = item.get("type", "message")
+        if kind in ("function_call", "function_call_output"):
+            step = responses_item(item, where)
+            drafts.append(step)
+            listed_items.append(listed(step, item.get("id") or new_id("fc" if kind == "function_call" else "fco")))
+            continue
+        if kind == "reasoning":
+            continue
         if kind != "message":
             raise invalid(
-                f"Input items of type '{kind}' are not supported (function calling is not available yet).",
-                param=f"{where}.type",
-                code="unsupported_input",
+                f"Input items of type '{kind}' are not supported.", param=f"{where}.type", code="unsupported_input"
             )
         role = item.get("role")
         if role not in ROLES:
@@ -120,7 +143,7 @@ def to_messages(raw: str | list[Any]) -> tuple[list[MessageDraft], list[dict[str
         part = "output_text" if role == "assistant" else "input_text"
         content: list[dict[str, Any]] = [{"type": part, "text": text}] if text or not images else []
         content += [{"type": "input_image", "image_url": ref.url, "detail": "auto"} for ref in images]
-        listed.append(
+        listed_items.append(
             {
                 "id": item.get("id") or new_id("msg"),
                 "type": "message",
@@ -129,7 +152,7 @@ def to_messages(raw: str | list[Any]) -> tuple[list[MessageDraft], list[dict[str
                 "content": content,
             }
         )
-    return drafts, listed
+    return drafts, listed_items
 
 
 def format_object(output: OutputFormat) -> dict[str, Any]:
@@ -180,12 +203,14 @@ def _frame(event: dict[str, Any]) -> bytes:
 def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) -> list[dict[str, Any]]:
     if isinstance(event, TextDelta):
         return builder.on_text(event.text)
+    if isinstance(event, ToolCall):
+        return builder.on_tool_call(event)
     if isinstance(event, ReasoningDelta):
         return builder.on_reasoning(event.text) if rules.show_reasoning else []
     if isinstance(event, UsageReport):
         builder.usage = event.usage
     elif isinstance(event, Completed):
-        if error := rules.output.check(builder.text()):
+        if not builder.calls() and (error := rules.output.check(builder.text())):
             return builder.fail(error)
         return builder.complete(builder.usage or Usage())
     elif isinstance(event, Failed):
@@ -211,9 +236,10 @@ async def collect(
 async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)):
     ignored = check_params(body.model_extra or {})
     drafts, input_items = to_messages(body.input)
+    tools = responses_tools(body.model_extra or {})
     precheck(gateway, body.model, body.x_codex)
     owner = owner_of(request, gateway)
-    history: tuple[Message, ...] = ()
+    history: tuple[Item, ...] = ()
     if body.previous_response_id is not None:
         previous = await store_of(gateway).get(owner, body.previous_response_id)
         if previous is None:
@@ -237,6 +263,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     output = responses_format((body.model_extra or {}).get("text"))
     new_messages = await materialize(drafts, gateway.images)
     conversation = (*history, *new_messages)
+    check_pairs([item for item in conversation if not isinstance(item, Message)], chat=False)
     instructions = (Message("developer", body.instructions),) if body.instructions else ()
     started = await start_turn(
         gateway,
@@ -248,6 +275,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         effort_param="reasoning.effort",
         reasoning_summary=summary,
         output=output,
+        tools=tools,
     )
     policy = started.turn.policy
     builder = ResponseBuilder(
@@ -259,6 +287,9 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
             "store": body.store,
             "reasoning": {"effort": policy.reasoning_effort, "summary": policy.reasoning_summary},
             "text": {"format": format_object(output)},
+            "tools": [responses_tool_object(spec) for spec in tools.tools],
+            "tool_choice": tools.choice_body,
+            "parallel_tool_calls": tools.parallel,
             "temperature": (body.model_extra or {}).get("temperature"),
             "top_p": (body.model_extra or {}).get("top_p"),
             "max_output_tokens": (body.model_extra or {}).get("max_output_tokens"),
@@ -269,7 +300,10 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
 
     async def finish() -> None:
         if body.store and builder.status in ("completed", "failed"):
-            answer = (Message("assistant", builder.text()),) if builder.status == "completed" else ()
+            answer: tuple[Item, ...] = ()
+            if builder.status == "completed":
+                text = builder.text()
+                answer = (*((Message("assistant", text),) if text or not builder.calls() else ()), *builder.calls())
             stored = StoredResponse(builder.response(), input_items, (*conversation, *answer))
             await store_of(gateway).put(owner, stored)
 

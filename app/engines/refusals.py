@@ -28,7 +28,10 @@ class Refused(LookupError):
 
 def refuse(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """The refusal for `method`; logged, since each one means Codex wanted something the gateway denies."""
-    log.info("declined app-server request %s (thread %s)", method, params.get("threadId", "-"))
+    if method == "item/tool/call":  # a client function call, already handed back to the HTTP client
+        log.debug("closed app-server request %s (thread %s)", method, params.get("threadId", "-"))
+    else:
+        log.info("declined app-server request %s (thread %s)", method, params.get("threadId", "-"))
     if method in _REFUSALS:
         return _REFUSALS[method]
     raise Refused(f"{method} is not available through this gateway")
