@@ -63,7 +63,7 @@ def run_openwebui(gateway_url: str, api_key: str, workdir: Path) -> Iterator[Run
         **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OLLAMA_", "WEBUI_"))},
         **OFFLINE,
         "DATA_DIR": str(workdir / "data"),
-        "WEBUI_SECRET_KEY": "e2e-openwebui-secret",
+        "WEBUI_SECRET_KEY": "e2e-openwebui-secret-key-of-32-bytes-or-more",  # HS256 wants 32+
         "OPENAI_API_BASE_URL": f"{gateway_url}/v1",
         "OPENAI_API_KEY": api_key,
     }
