@@ -19,7 +19,7 @@ from playwright.sync_api import Page
 
 from tests.e2e import browser
 from tests.e2e.scripts import CLOCK_TOOL, STREAM_WORDS, THOUGHT, OpenWebUIProvider, carries, tool_names
-from tests.e2e.stack import run_openwebui
+from tests.e2e.stack import StartError, run_openwebui
 from tests.fakes.provider import tool_outputs
 from tests.harness import FAKE_MODEL, REPO, run_gateway, write_codex_home
 
@@ -175,11 +175,14 @@ def main() -> int:
         settings = {"CODEX_MODE": "chat", "PROXY_API_KEY": API_KEY}
         with run_gateway(home, workdir, OUT / "gateway.log", **settings) as gateway:
             print(f"gateway on {gateway.base_url}; starting OpenWebUI …", flush=True)
-            with run_openwebui(gateway.base_url, API_KEY, OUT) as webui:
-                print(f"OpenWebUI on {webui.url} after {time.monotonic() - started:.0f} s", flush=True)
-                version = httpx.get(f"{webui.url}/api/version", timeout=10).json().get("version")
-                checks.check("OpenWebUI is the pinned version", version == OPENWEBUI_VERSION, str(version))
-                flow(webui.url, provider, checks)
+            try:
+                with run_openwebui(gateway.base_url, API_KEY, OUT) as webui:
+                    print(f"OpenWebUI on {webui.url} after {time.monotonic() - started:.0f} s", flush=True)
+                    version = httpx.get(f"{webui.url}/api/version", timeout=10).json().get("version")
+                    checks.check("OpenWebUI is the pinned version", version == OPENWEBUI_VERSION, str(version))
+                    flow(webui.url, provider, checks)
+            except StartError as error:
+                checks.check("OpenWebUI started", False, f"{error}")
             statuses = gateway_statuses(gateway.log())
             refused = [status for status in statuses if status >= 400]
             detail = f"{len(statuses)} requests, refused: {refused}"

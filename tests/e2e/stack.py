@@ -32,6 +32,10 @@ OFFLINE = {
 }
 
 
+class StartError(RuntimeError):
+    """OpenWebUI exited or did not answer /health in time; the message ends with its log."""
+
+
 @dataclass
 class RunningOpenWebUI:
     url: str
@@ -63,7 +67,7 @@ def run_openwebui(gateway_url: str, api_key: str, workdir: Path) -> Iterator[Run
         **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OLLAMA_", "WEBUI_"))},
         **OFFLINE,
         "DATA_DIR": str(workdir / "data"),
-        "WEBUI_SECRET_KEY": "e2e-openwebui-secret-key-of-32-bytes-or-more",  # HS256 wants 32+
+        "WEBUI_SECRET_KEY": "0123456789abcdef" * 4,  # as `openssl rand -hex 32` makes; not 44 long (a Fernet key)
         "OPENAI_API_BASE_URL": f"{gateway_url}/v1",
         "OPENAI_API_KEY": api_key,
     }
@@ -83,14 +87,14 @@ def run_openwebui(gateway_url: str, api_key: str, workdir: Path) -> Iterator[Run
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"OpenWebUI exited {process.returncode}:\n{running.log()[-4000:]}")
+                raise StartError(f"OpenWebUI exited {process.returncode}:\n{running.log()[-4000:]}")
             try:
                 if httpx.get(f"{running.url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"OpenWebUI did not start in {START_TIMEOUT:.0f} s:\n{running.log()[-4000:]}")
+                raise StartError(f"OpenWebUI did not start in {START_TIMEOUT:.0f} s:\n{running.log()[-4000:]}")
             time.sleep(0.5)
         yield running
     finally:
