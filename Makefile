@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
+CLIENTS_STAMP := tests/clients/vercel/node_modules/.installed
 
 .PHONY: run test lint format setup clean bench soak e2e-openwebui
 
 run: $(RUNTIME_STAMP) $(CODEX_STAMP)
 	$(PY) -m app serve
 
-test: $(DEV_STAMP) $(CODEX_STAMP)
+test: $(DEV_STAMP) $(CODEX_STAMP) $(CLIENTS_STAMP)
 	$(PY) -m pytest
 
 soak: $(DEV_STAMP) $(CODEX_STAMP)
@@ -64,5 +65,9 @@ $(CODEX_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+$(CLIENTS_STAMP): tests/clients/vercel/package.json tests/clients/vercel/package-lock.json
+	npm ci --prefix tests/clients/vercel --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules tests/clients/vercel/node_modules .pytest_cache .ruff_cache

@@ -27,9 +27,10 @@ from app.codex_cli import CodexBinary, locate_codex
 from app.config import Settings
 from app.engines.app_server_pool import CLIENT_INFO, WORKER_ARGS
 from app.engines.app_server_turn import thread_params, turn_params
+from app.engines.dynamic_tools import TOOL_CALL_REQUEST
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcSession
-from app.turn import Message, RunPolicy, Turn
+from app.turn import Message, RunPolicy, ToolSpec, Turn
 from bench.latency import time_exec
 from tests.harness import FAKE_MODEL, REPO, clean_environment, codex_processes, run_gateway, write_codex_home
 
@@ -38,6 +39,11 @@ CONCURRENCY = (1, 4, 8)
 # Throughput is measured against a model that takes time (20 deltas 10 ms apart, ~200 ms a reply), as real ones
 # do: against an instant fake model every target is bound by the machine's two cores, not by overlapping turns.
 PACED = "bench SCRIPT:paced"
+# A tool round trip: the model calls the client's function; once its output is back, it answers.
+TOOL_PROMPT = "bench SCRIPT:toolcall"
+FLOOR = "app-server direct (floor)"
+TOOL = ToolSpec("get_weather", "The weather.", {"type": "object", "properties": {}})
+CHAT_TOOL = {"type": "function", "function": {"name": TOOL.name, "parameters": TOOL.parameters}}
 
 
 @dataclass
@@ -54,6 +60,8 @@ class Target:
     deltas: int = 0
     rps: dict[int, float] = field(default_factory=dict)
     peak_mb: float = 0.0
+    tool_trip: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    tool_latency: list[float] = field(default_factory=list)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -109,7 +117,18 @@ def gateway_target(name: str, mode: str, home: Path, base_url: str, pid: int, cl
                     first = first or time.perf_counter()
         return (first or time.perf_counter()) - start, time.perf_counter() - start, deltas
 
-    return Target(name, mode, home, call, stream, pid)
+    async def tool_trip() -> None:
+        """The client's side of a tool loop: ask, get the call, send its output, get the answer."""
+        messages: list[dict] = [{"role": "user", "content": TOOL_PROMPT}]
+        ask = {**body(TOOL_PROMPT), "tools": [CHAT_TOOL]}
+        first = (await client.post(f"{base_url}/v1/chat/completions", json=ask)).raise_for_status().json()
+        message = first["choices"][0]["message"]
+        results = [{"role": "tool", "tool_call_id": c["id"], "content": "21C"} for c in message["tool_calls"]]
+        ask["messages"] = [*messages, message, *results]
+        final = (await client.post(f"{base_url}/v1/chat/completions", json=ask)).raise_for_status().json()
+        assert final["choices"][0]["message"]["content"].startswith("tok0")
+
+    return Target(name, mode, home, call, stream, pid, tool_trip=tool_trip)
 
 
 async def floor_target(mode: str, home: Path, codex: CodexBinary, workdir: Path) -> tuple[Target, Callable]:
@@ -142,12 +161,26 @@ async def floor_target(mode: str, home: Path, codex: CodexBinary, workdir: Path)
     async def call(prompt: str) -> None:
         await turn_once(prompt)
 
+    async def tool_trip() -> None:
+        """The same loop on one app-server turn: the turn waits for the call's answer, then goes on."""
+        tools_turn = Turn(FAKE_MODEL, (Message("user", TOOL_PROMPT),), turn.policy, tools=(TOOL,))
+        thread_id = (await session.request("thread/start", thread_params(tools_turn)))["thread"]["id"]
+        queue = session.subscribe(thread_id, (TOOL_CALL_REQUEST,))
+        await session.request("turn/start", turn_params(thread_id, Message("user", TOOL_PROMPT), tools_turn))
+        while (message := await queue.get()) is not None and message.get("method") != "turn/completed":
+            if message.get("method") == TOOL_CALL_REQUEST:
+                answer = {"contentItems": [{"type": "inputText", "text": "21C"}], "success": True}
+                await session.respond(thread_id, message["id"], answer)
+        session.unsubscribe(thread_id)
+        await session.request("thread/unsubscribe", {"threadId": thread_id})
+
     async def close() -> None:
         await session.close()
         proc.kill()
         await proc.wait()
 
-    return Target("app-server direct (floor)", mode, home, call, lambda: turn_once("b"), proc.pid), close
+    floor = Target(FLOOR, mode, home, call, lambda: turn_once("b"), proc.pid, tool_trip=tool_trip)
+    return floor, close
 
 
 async def timed(call: Awaitable[None]) -> float:
@@ -185,6 +218,11 @@ async def measure(targets: list[Target], requests: int) -> None:
         for t in targets:
             for concurrency in CONCURRENCY:
                 t.rps[concurrency] = await throughput(t.call, concurrency, requests * 2)
+        tooled = [t for t in targets if t.tool_trip is not None and t.name in ("gateway app-server", FLOOR)]
+        for i in range(requests):
+            for t in tooled[i % len(tooled) :] + tooled[: i % len(tooled)]:
+                assert t.tool_trip is not None
+                t.tool_latency.append(await timed(t.tool_trip()))
 
 
 GATEWAYS = {
@@ -237,12 +275,35 @@ def print_table(rows: list[Target]) -> None:
     )
 
 
+def print_tool_table(rows: list[Target]) -> None:
+    """The tool round trip: the gateway ends the turn at the call (two HTTP requests, two threads); the floor
+    keeps one app-server turn waiting for the answer."""
+    floors = {row.mode: row for row in rows if "floor" in row.name}
+    print()
+    print(f"{'tool round trip (call, then answer)':<36}{'mode':<6}{'p50':>7}{'p90':>7}{'xfloor':>7}")
+    for row in rows:
+        if not row.tool_latency:
+            continue
+        floor = floors[row.mode]
+        ratio = pct(row.tool_latency, 0.5) / pct(floor.tool_latency, 0.5)
+        p50, p90 = pct(row.tool_latency, 0.5), pct(row.tool_latency, 0.9)
+        print(f"{row.name:<36}{row.mode:<6}{p50:7.1f}{p90:7.1f}{ratio:7.2f}")
+    print("ms for the whole loop against an instant fake model (gateway: 2 requests; floor: 1 turn answered in place)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
     provider = subprocess.Popen(  # the fake model in its own process: it shares no interpreter with the client
-        [sys.executable, "-m", "tests.fakes.serve", f"default={DELTAS}x0", f"paced={DELTAS}x0.01"],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.serve",
+            f"default={DELTAS}x0",
+            f"paced={DELTAS}x0.01",
+            "toolcall=call:get_weather",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=REPO,
@@ -264,6 +325,7 @@ def main() -> None:
     best = next(r for r in rows if r.name == "gateway app-server" and r.mode == "chat")
     single = next(r for r in rows if "1 worker" in r.name)
     print(f"throughput at concurrency 8, gateway app-server vs 1 worker/1 turn: {best.rps[8] / single.rps[8]:.2f}x")
+    print_tool_table(rows)
     print(f"(median of {statistics.median([len(r.latency) for r in rows]):.0f} requests per target)")
 
 
