@@ -40,7 +40,10 @@ def broken_contract(turn: Turn, calls: list[ToolCall]) -> str | None:
             arguments = json.loads(call.arguments)
         except json.JSONDecodeError as exc:
             return f"The model called {call.name!r} with arguments that are not JSON ({exc.msg})."
-        error = next(iter(validators.validator_for(spec.parameters)(spec.parameters).iter_errors(arguments)), None)
+        try:
+            error = next(iter(validators.validator_for(spec.parameters)(spec.parameters).iter_errors(arguments)), None)
+        except Exception as exc:  # a schema that cannot be applied (an unresolvable $ref, …)
+            return f"The arguments of {call.name!r} cannot be checked against its parameters ({exc})."
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             mismatch = f"do not match its parameters at {where}: {error.message}"
