@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
 CLIENTS_STAMP := tests/clients/vercel/node_modules/.installed
 
-.PHONY: run install test lint format setup clean bench soak docker-test redis-server
+.PHONY: run install test lint format setup clean bench soak docker-test redis-server e2e-openwebui
 
 run: install
 	$(PY) -m app serve
@@ -27,6 +27,24 @@ docker-test: $(DEV_STAMP)
 
 bench: $(DEV_STAMP) $(CODEX_STAMP)
 	$(PY) -m bench.engines
+
+# OpenWebUI in headless Chromium through the gateway (not part of `make test`): .e2e/ holds its installs and output
+E2E := .e2e
+OPENWEBUI_STAMP := $(E2E)/openwebui/.installed
+PLAYWRIGHT_STAMP := $(E2E)/playwright/.installed
+
+e2e-openwebui: $(DEV_STAMP) $(CODEX_STAMP) $(OPENWEBUI_STAMP) $(PLAYWRIGHT_STAMP)
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	PYTHONPATH=$(E2E)/playwright $(PY) -m tests.e2e.openwebui
+
+$(OPENWEBUI_STAMP): tests/e2e/requirements-openwebui.txt
+	$(PYTHON) -m venv $(E2E)/openwebui
+	$(E2E)/openwebui/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(PLAYWRIGHT_STAMP): tests/e2e/requirements-browser.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade --target $(E2E)/playwright -r $<
+	touch $@
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check app tests bench
