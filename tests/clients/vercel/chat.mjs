@@ -1,6 +1,7 @@
 // A multi-turn chat as the AI SDK docs show: each turn's response.messages appended to the history.
 // Usage: node chat.mjs BASE_URL MODEL responses|chat generate|stream|object STORE(true|false) PROMPT1 PROMPT2
-// → prints {turns: [{text, reasoning, object}], warnings} as JSON.
+// → prints {turns: [{text, reasoning, object, sent}], warnings} as JSON; `sent`: the types of the items (Responses)
+// or the roles of the messages (chat) of the request the SDK sent.
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateObject, generateText, streamText } from "ai";
 import { z } from "zod";
@@ -15,6 +16,11 @@ const messages = [];
 const turns = [];
 const warnings = [];
 
+function sent(request) {
+  const body = typeof request?.body === "string" ? JSON.parse(request.body) : request?.body;
+  return (body?.input ?? body?.messages ?? []).map((item) => item.type ?? item.role);
+}
+
 for (const [index, prompt] of prompts.entries()) {
   messages.push({ role: "user", content: prompt });
   const options = { model, messages, providerOptions, maxRetries: 0 };
@@ -23,7 +29,7 @@ for (const [index, prompt] of prompts.entries()) {
       ...options,
       schema: z.object({ city: z.string(), celsius: z.number() }),
     });
-    turns.push({ object: result.object, reasoning: result.reasoning ?? null });
+    turns.push({ object: result.object, reasoning: result.reasoning ?? null, sent: sent(result.request) });
     warnings.push(...(result.warnings ?? []));
     break;
   }
@@ -33,12 +39,12 @@ for (const [index, prompt] of prompts.entries()) {
     for await (const delta of result.textStream) text += delta;
     const response = await result.response;
     messages.push(...response.messages);
-    turns.push({ text, reasoning: await result.reasoningText });
+    turns.push({ text, reasoning: await result.reasoningText, sent: sent(await result.request) });
     warnings.push(...((await result.warnings) ?? []));
   } else {
     const result = await generateText(options);
     messages.push(...result.response.messages);
-    turns.push({ text: result.text, reasoning: result.reasoningText });
+    turns.push({ text: result.text, reasoning: result.reasoningText, sent: sent(result.request) });
     warnings.push(...(result.warnings ?? []));
   }
 }
