@@ -172,7 +172,8 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     raw = body.input if isinstance(body.input, str) else await expand_references(body.input, store_of(gateway), owner)
     drafts, input_items = to_messages(raw)
     tools = responses_tools(extra)
-    precheck(gateway, body.model, body.x_codex)
+    verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
+    precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
     history: tuple[Item, ...] = ()
     if body.previous_response_id is not None:
         previous = await store_of(gateway).get(owner, body.previous_response_id)
@@ -196,7 +197,6 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     if body.metadata is not None and len(body.metadata) > 16:
         raise invalid("'metadata' holds at most 16 keys.", param="metadata", code="invalid_value")
     output = responses_format(extra.get("text"))
-    verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
     new_messages = await materialize(drafts, gateway.images)
     conversation = (*history, *new_messages)
     check_pairs([item for item in conversation if not isinstance(item, Message)], chat=False)
