@@ -23,6 +23,7 @@ FALLBACK_EFFORTS = ("low", "medium", "high")
 class ModelInfo:
     id: str
     efforts: tuple[str, ...]
+    verbosity: bool = False  # Codex sends a text verbosity (config `model_verbosity`) to this model
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def parse_debug_models(raw: bytes) -> list[ModelInfo]:
         efforts = tuple(
             str(level["effort"]) for level in entry.get("supported_reasoning_levels", []) if level.get("effort")
         )
-        models.append(ModelInfo(entry["slug"], efforts))
+        models.append(ModelInfo(entry["slug"], efforts, entry.get("support_verbosity") is True))
     return models
 
 

@@ -104,6 +104,7 @@ class Turn:
     tools: tuple[ToolSpec, ...] = ()  # the client's functions offered to the model
     tool_choice: ToolChoice = ToolChoice()
     parallel_tool_calls: bool = True
+    verbosity: str | None = None  # low | medium | high (Codex's model_verbosity); None: config.toml decides
 
 
 @dataclass(frozen=True)

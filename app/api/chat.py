@@ -12,12 +12,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from app.api.fields import CHAT_CHECKS, CHAT_IGNORED, CHAT_RULES, obfuscation
+from app.api.files import file_part
 from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
-from app.api.params import Rule, absent, anything, check_extras
+from app.api.params import check_extras
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
 from app.api.tool_history import chat_calls, chat_output, check_pairs
 from app.api.tools import chat_call_deltas, chat_tool_call, chat_tools
-from app.api.turns import StartedTurn, ignored_header, precheck, start_turn
+from app.api.turns import Notes, StartedTurn, precheck, start_turn
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
@@ -25,15 +27,11 @@ from app.turn import Completed, Failed, ReasoningDelta, TextDelta, ToolCall, Too
 
 router = APIRouter()
 
-# Sent by OpenWebUI and most SDK users; accepted, not honoured, and named in x-codex-ignored-params.
-IGNORED_PARAMS = (
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
-    "seed", "user", "logit_bias", "metadata", "store", "service_tier", "prompt_cache_key",
-    "prompt_cache_retention", "safety_identifier", "verbosity",
-)  # fmt: skip
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# reasoning_content: this gateway's own answers carry it, and clients send those back; accepted, not replayed
 MESSAGE_KEYS = (
     "role", "content", "name", "refusal", "annotations", "tool_calls", "function_call", "audio", "tool_call_id",
+    "reasoning_content",
 )  # fmt: skip
 
 
@@ -52,26 +50,8 @@ class ChatRequest(BaseModel):
     x_codex: Any = None
 
 
-RULES: dict[str, Rule] = {
-    "n": (lambda v: v in (None, 1), "Codex produces one choice per request"),
-    "logprobs": (lambda v: v in (None, False), "Codex does not report token log probabilities"),
-    "top_logprobs": (lambda v: v in (None, 0), "Codex does not report token log probabilities"),
-    "tools": (anything, ""),  # honoured: chat_tools (as are the next four)
-    "functions": (anything, ""),
-    "tool_choice": (anything, ""),
-    "function_call": (anything, ""),
-    "parallel_tool_calls": (anything, ""),
-    "audio": (absent, "not available through Codex"),
-    "prediction": (absent, "not available through Codex"),
-    "web_search_options": (absent, "not available through Codex"),
-    "modalities": (lambda v: v in (None, ["text"]), "only text output is available"),
-    "response_format": (anything, ""),  # honoured: chat_format
-    "stop": (anything, ""),  # honoured: stop_strings
-}
-
-
 def check_params(extra: dict[str, Any]) -> list[str]:
-    return check_extras(extra, IGNORED_PARAMS, RULES)
+    return check_extras(extra, CHAT_IGNORED, CHAT_RULES, CHAT_CHECKS)
 
 
 def _content(content: Any, param: str, role: str) -> tuple[str, tuple[ImageRef, ...]]:
@@ -91,6 +71,12 @@ def _content(content: Any, param: str, role: str) -> tuple[str, tuple[ImageRef, 
             if not isinstance(url, str) or not url:
                 raise invalid(f"'{where}.image_url.url' must be a URL.", param=f"{where}.image_url.url")
             images.append(ImageRef(url, f"{where}.image_url.url"))
+        elif kind == "file" and isinstance(part.get("file"), dict):
+            given = file_part(part["file"], f"{where}.file", images_allowed=role == "user")
+            if given.image is not None:
+                images.append(given.image)
+            else:
+                texts.append(given.text or "")
         elif kind in ("image_url", "input_audio", "file"):
             message = f"Content parts of type '{kind}' are not supported in {role} messages."
             raise invalid(message, param=where, code="unsupported_content")
@@ -124,6 +110,8 @@ def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft | ToolCall | Too
             items.append(chat_output(item, where, items))
             continue
         text, images = _content(item.get("content"), f"{where}.content", role)
+        if role == "assistant" and not text and isinstance(item.get("refusal"), str):
+            text = item["refusal"]  # an earlier refusal is what the assistant said
         calls = chat_calls(item, index) if role == "assistant" else []
         if text or images or not calls:
             items.append(MessageDraft(role, text, images))
@@ -284,12 +272,14 @@ def answer_message(answer: ChatAnswer, rules: ChatRules) -> dict[str, Any]:
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
     extra = body.model_extra or {}
-    ignored = check_params(extra)
+    notes = Notes(check_params(extra))
+    if body.stream_options is not None:
+        notes.ignored += obfuscation(body.stream_options.model_dump())
     drafts = to_messages(body.messages)
     output = chat_format(extra.get("response_format"))
     stops = stop_strings(extra.get("stop"))
     tools = chat_tools(extra)
-    precheck(gateway, body.model, body.x_codex)
+    precheck(gateway, body.model, body.x_codex, extra.get("verbosity"))
     messages = await materialize(drafts, gateway.images)
     started = await start_turn(
         gateway,
@@ -300,9 +290,11 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
         requested_effort=body.reasoning_effort,
         output=output,
         tools=tools,
+        verbosity=extra.get("verbosity"),
+        notes=notes,
     )
     rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output, tools.legacy)
-    headers = ignored_header(ignored)
+    headers = started.notes.headers()
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = stream_chunks(ChunkWriter(body.model), started, rules, include_usage)

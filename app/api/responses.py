@@ -12,17 +12,19 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from app.api.fields import RESPONSES_CHECKS, RESPONSES_IGNORED, RESPONSES_RULES
 from app.api.output import OutputFormat, responses_format
-from app.api.params import Rule, absent, anything, check_extras, falsy
-from app.api.response_events import ResponseBuilder, new_id
+from app.api.params import check_extras
+from app.api.response_events import ResponseBuilder
+from app.api.response_input import expand_references, to_messages
 from app.api.streaming import SSE_HEADERS, until_disconnect
-from app.api.tool_history import check_pairs, listed, responses_item
+from app.api.tool_history import check_pairs
 from app.api.tools import responses_tool_object, responses_tools
-from app.api.turns import ignored_header, precheck, start_turn
+from app.api.turns import Notes, precheck, start_turn
 from app.auth import bearer_token
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
-from app.images import ImageRef, MessageDraft, materialize
+from app.images import materialize
 from app.store import ResponseStore, StoredResponse
 from app.turn import (
     Completed,
@@ -32,7 +34,6 @@ from app.turn import (
     ReasoningDelta,
     TextDelta,
     ToolCall,
-    ToolOutput,
     TurnEvent,
     Usage,
     UsageReport,
@@ -40,14 +41,9 @@ from app.turn import (
 
 router = APIRouter()
 
-IGNORED_PARAMS = (
-    "temperature", "top_p", "max_output_tokens", "user", "service_tier", "truncation", "prompt_cache_key",
-    "prompt_cache_retention", "safety_identifier", "max_tool_calls", "top_logprobs",
-    "stream_options",
-)  # fmt: skip
-ROLES = ("user", "assistant", "system", "developer")
 NOT_STORED_HEADER = "x-codex-not-stored"
 SUMMARIES = ("auto", "concise", "detailed", "none")
+CONTEXTS = ("auto", "current_turn", "all_turns")
 
 
 class Reasoning(BaseModel):
@@ -55,6 +51,23 @@ class Reasoning(BaseModel):
     effort: str | None = None
     summary: str | None = None
     generate_summary: str | None = None  # the older name of `summary`
+    context: str | None = None  # which earlier reasoning the model sees: none here (see response_input.py)
+    mode: str | None = None  # standard | pro: Codex runs one mode
+
+
+def note_reasoning(reasoning: Reasoning, notes: Notes) -> None:
+    """`reasoning.context` all_turns runs as current_turn (earlier reasoning is never replayed); a `mode` other
+    than standard is not available."""
+    if reasoning.context is not None and reasoning.context not in CONTEXTS:
+        raise invalid(
+            f"Invalid value for 'reasoning.context': {reasoning.context!r}. Allowed: {', '.join(CONTEXTS)}.",
+            param="reasoning.context",
+            code="invalid_value",
+        )
+    if reasoning.context == "all_turns":
+        notes.adjusted.append("reasoning.context=all_turns->current_turn")
+    if reasoning.mode not in (None, "standard"):
+        notes.ignored.append("reasoning.mode")
 
 
 class ResponsesRequest(BaseModel):
@@ -64,96 +77,14 @@ class ResponsesRequest(BaseModel):
     instructions: str | None = None
     reasoning: Reasoning | None = None
     metadata: dict[str, str] | None = None
-    store: bool = True
+    store: bool | None = None  # null or left out: true
     previous_response_id: str | None = None
-    stream: bool = False
+    stream: bool | None = False
     x_codex: Any = None
 
 
-RULES: dict[str, Rule] = {
-    "tools": (anything, ""),  # honoured: responses_tools (as are the next two)
-    "tool_choice": (anything, ""),
-    "parallel_tool_calls": (anything, ""),
-    "include": (falsy, "no extra output data is available"),
-    "background": (falsy, "background responses are not available"),
-    "prompt": (absent, "not available through Codex"),
-    "conversation": (absent, "not available through Codex"),
-    "text": (anything, ""),  # honoured: responses_format
-}
-
-
 def check_params(extra: dict[str, Any]) -> list[str]:
-    return check_extras(extra, IGNORED_PARAMS, RULES)
-
-
-def _parts(content: Any, where: str, role: str) -> tuple[str, tuple[ImageRef, ...]]:
-    if isinstance(content, str):
-        return content, ()
-    if not isinstance(content, list):
-        raise invalid(f"Invalid type for '{where}': expected a string or an array of content parts.", param=where)
-    texts, images = [], []
-    for index, part in enumerate(content):
-        at = f"{where}[{index}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind == "input_image" and role == "user" and isinstance(part.get("image_url"), str):
-            images.append(ImageRef(part["image_url"], f"{at}.image_url"))
-        elif kind in ("input_image", "input_file", "input_audio", "refusal"):
-            why = "file ids" if kind == "input_image" and part.get("file_id") else f"parts of type '{kind}' here"
-            raise invalid(f"This gateway does not take {why}.", param=at, code="unsupported_content")
-        else:
-            raise invalid(f"Invalid content part at '{at}'.", param=at, code="invalid_value")
-    return "\n".join(texts), tuple(images)
-
-
-def to_messages(raw: str | list[Any]) -> tuple[list[MessageDraft | ToolCall | ToolOutput], list[dict[str, Any]]]:
-    """The input as message drafts, function calls and outputs, and as the input items the API lists for this
-    response. Reasoning items (a client sending back an earlier output whole) are accepted and left out: Codex
-    keeps no reasoning between turns."""
-    items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
-    if not items:
-        raise invalid("'input' must not be empty.", param="input", code="empty_array")
-    drafts: list[MessageDraft | ToolCall | ToolOutput] = []
-    listed_items: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        where = f"input[{index}]"
-        if not isinstance(item, dict):
-            raise invalid(f"Invalid item at '{where}': expected an object.", param=where)
-        kind = item.get("type", "message")
-        if kind in ("function_call", "function_call_output"):
-            step = responses_item(item, where)
-            drafts.append(step)
-            listed_items.append(listed(step, item.get("id") or new_id("fc" if kind == "function_call" else "fco")))
-            continue
-        if kind == "reasoning":
-            continue
-        if kind != "message":
-            raise invalid(
-                f"Input items of type '{kind}' are not supported.", param=f"{where}.type", code="unsupported_input"
-            )
-        role = item.get("role")
-        if role not in ROLES:
-            raise invalid(
-                f"Invalid value for '{where}.role': {role!r}. Allowed: {', '.join(ROLES)}.",
-                param=f"{where}.role",
-                code="invalid_value",
-            )
-        text, images = _parts(item.get("content"), f"{where}.content", role)
-        drafts.append(MessageDraft(role, text, images))
-        part = "output_text" if role == "assistant" else "input_text"
-        content: list[dict[str, Any]] = [{"type": part, "text": text}] if text or not images else []
-        content += [{"type": "input_image", "image_url": ref.url, "detail": "auto"} for ref in images]
-        listed_items.append(
-            {
-                "id": item.get("id") or new_id("msg"),
-                "type": "message",
-                "role": role,
-                "status": "completed",
-                "content": content,
-            }
-        )
-    return drafts, listed_items
+    return check_extras(extra, RESPONSES_IGNORED, RESPONSES_RULES, RESPONSES_CHECKS)
 
 
 def format_object(output: OutputFormat) -> dict[str, Any]:
@@ -235,11 +166,14 @@ async def collect(
 
 @router.post("/v1/responses")
 async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)):
-    ignored = check_params(body.model_extra or {})
-    drafts, input_items = to_messages(body.input)
-    tools = responses_tools(body.model_extra or {})
-    precheck(gateway, body.model, body.x_codex)
+    extra = body.model_extra or {}
+    notes = Notes(check_params(extra))
     owner = owner_of(request, gateway)
+    raw = body.input if isinstance(body.input, str) else await expand_references(body.input, store_of(gateway), owner)
+    drafts, input_items = to_messages(raw)
+    tools = responses_tools(extra)
+    verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
+    precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
     history: tuple[Item, ...] = ()
     if body.previous_response_id is not None:
         previous = await store_of(gateway).get(owner, body.previous_response_id)
@@ -252,6 +186,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
             )
         history = previous.conversation
     reasoning = body.reasoning or Reasoning()
+    note_reasoning(reasoning, notes)
     summary = reasoning.summary or reasoning.generate_summary
     if summary is not None and summary not in SUMMARIES:
         raise invalid(
@@ -261,7 +196,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         )
     if body.metadata is not None and len(body.metadata) > 16:
         raise invalid("'metadata' holds at most 16 keys.", param="metadata", code="invalid_value")
-    output = responses_format((body.model_extra or {}).get("text"))
+    output = responses_format(extra.get("text"))
     new_messages = await materialize(drafts, gateway.images)
     conversation = (*history, *new_messages)
     check_pairs([item for item in conversation if not isinstance(item, Message)], chat=False)
@@ -277,6 +212,9 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         reasoning_summary=summary,
         output=output,
         tools=tools,
+        verbosity=verbosity,
+        verbosity_param="text.verbosity",
+        notes=notes,
     )
     policy = started.turn.policy
     builder = ResponseBuilder(
@@ -285,22 +223,22 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
             "instructions": body.instructions,
             "previous_response_id": body.previous_response_id,
             "metadata": body.metadata or {},
-            "store": body.store,
+            "store": body.store is not False,
             "reasoning": {"effort": policy.reasoning_effort, "summary": policy.reasoning_summary},
-            "text": {"format": format_object(output)},
+            "text": {"format": format_object(output), "verbosity": started.turn.verbosity},
             "tools": [responses_tool_object(spec) for spec in tools.tools],
             "tool_choice": tools.choice_body,
             "parallel_tool_calls": tools.parallel,
-            "temperature": (body.model_extra or {}).get("temperature"),
-            "top_p": (body.model_extra or {}).get("top_p"),
-            "max_output_tokens": (body.model_extra or {}).get("max_output_tokens"),
-            "user": (body.model_extra or {}).get("user"),
+            "temperature": extra.get("temperature"),
+            "top_p": extra.get("top_p"),
+            "max_output_tokens": extra.get("max_output_tokens"),
+            "user": extra.get("user"),
         }
     )
     rules = ResponseRules(not policy.hide_reasoning, output)
 
     async def finish() -> None:
-        if body.store and builder.status in ("completed", "failed"):
+        if body.store is not False and builder.status in ("completed", "failed"):
             answer: tuple[Item, ...] = ()
             if builder.status == "completed":
                 text = builder.text()
@@ -309,7 +247,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
             if not await store_of(gateway).keep(owner, stored):  # the answer still goes out (non-stream: named)
                 headers[NOT_STORED_HEADER] = "store unavailable"
 
-    headers = ignored_header(ignored)
+    headers = started.notes.headers()
     if body.stream:
         stream = stream_events(builder, started.first, started.events, rules, finish)
         return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import Request
@@ -12,11 +12,30 @@ from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
 from app.api.tool_contract import tool_events
 from app.api.tools import ToolRequest, must_call_instruction
+from app.catalog import ModelInfo
+from app.efforts import checked_verbosity, supported_effort
 from app.errors import invalid
 from app.gateway import Gateway
 from app.observability import RequestStats
 from app.policy import parse_x_codex, resolve_policy
 from app.turn import Item, Message, Turn, TurnEvent
+
+IGNORED_HEADER = "x-codex-ignored-params"
+ADJUSTED_HEADER = "x-codex-adjusted-params"
+
+
+@dataclass
+class Notes:
+    """What the response headers say: request values ignored, and values run as the nearest Codex supports."""
+
+    ignored: list[str] = field(default_factory=list)
+    adjusted: list[str] = field(default_factory=list)
+
+    def headers(self) -> dict[str, str]:
+        headers = {IGNORED_HEADER: ",".join(self.ignored)} if self.ignored else {}
+        if self.adjusted:
+            headers[ADJUSTED_HEADER] = ",".join(self.adjusted)
+        return headers
 
 
 @dataclass
@@ -24,6 +43,31 @@ class StartedTurn:
     turn: Turn
     first: TurnEvent
     events: AsyncIterator[TurnEvent]
+    notes: Notes = field(default_factory=Notes)
+
+
+def _effort(value: str | None, model: ModelInfo, param: str, notes: Notes) -> str | None:
+    """`value` as the model can run it; a change is noted as `param=asked->used`, a model without efforts as
+    ignoring it."""
+    if value is None:
+        return None
+    used = supported_effort(value, model, param)
+    if used is None:
+        notes.ignored.append(param)
+    elif used != value:
+        notes.adjusted.append(f"{param}={value}->{used}")
+    return used
+
+
+def _verbosity(value: str | None, model: ModelInfo, param: str, notes: Notes) -> str | None:
+    """Codex passes a verbosity only to the models its catalog marks for it; for the others it is ignored."""
+    if value is None:
+        return None
+    checked_verbosity(value, param)
+    if not model.verbosity:
+        notes.ignored.append(param)
+        return None
+    return value
 
 
 async def start_turn(
@@ -38,12 +82,21 @@ async def start_turn(
     reasoning_summary: str | None = None,
     output: OutputFormat = OutputFormat(),
     tools: ToolRequest = ToolRequest(),
+    verbosity: str | None = None,
+    verbosity_param: str = "verbosity",
+    notes: Notes | None = None,
 ) -> StartedTurn:
     """Resolve model and policy, admit the turn, and wait for its first event (a failure before it is an
-    HTTP error status: 4xx from validation, 429 from admission, 5xx from Codex)."""
+    HTTP error status: 4xx from validation, 429 from admission, 5xx from Codex). `notes` (the endpoint's, with
+    what it ignored already) gains what the model cannot take as asked."""
+    notes = notes if notes is not None else Notes()
     checked = parse_x_codex(x_codex)
     model, alias_effort = gateway.catalog.resolve(model_name)
-    effort = requested_effort if requested_effort is not None else alias_effort
+    requested = _effort(requested_effort, model, effort_param, notes)
+    if checked.reasoning_effort is not None:
+        mapped = _effort(checked.reasoning_effort, model, "x_codex.reasoning_effort", notes)
+        checked = replace(checked, reasoning_effort=mapped)
+    effort = requested if requested_effort is not None else alias_effort
     policy = resolve_policy(
         gateway.settings,
         gateway.providers,
@@ -65,6 +118,7 @@ async def start_turn(
         tools=tools.offered,
         tool_choice=tools.choice,
         parallel_tool_calls=tools.parallel and not tools.legacy,
+        verbosity=_verbosity(verbosity, model, verbosity_param, notes),
     )
     executor = gateway.require_codex()
     gateway.require_sandbox(policy)
@@ -79,14 +133,14 @@ async def start_turn(
     if stats is not None:
         stats.model, stats.engine = model.id, executor.engine.name
     events = tool_events(executor, turn, stats) if turn.tools else executor.events(turn, stats)
-    return StartedTurn(turn, await first_event(request, events), events)
+    return StartedTurn(turn, await first_event(request, events), events, notes)
 
 
-def precheck(gateway: Gateway, model_name: str, x_codex: Any) -> None:
+def precheck(
+    gateway: Gateway, model_name: str, x_codex: Any, verbosity: str | None = None, verbosity_param: str = "verbosity"
+) -> None:
     """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast."""
     parse_x_codex(x_codex)
     gateway.catalog.resolve(model_name)
-
-
-def ignored_header(ignored: list[str]) -> dict[str, str]:
-    return {"x-codex-ignored-params": ",".join(ignored)} if ignored else {}
+    if verbosity is not None:
+        checked_verbosity(verbosity, verbosity_param)

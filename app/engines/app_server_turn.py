@@ -66,6 +66,8 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     config: dict[str, Any] = dict(BASE_CONFIG)
     if policy.network_access is not None:
         config["sandbox_workspace_write.network_access"] = policy.network_access
+    if turn.verbosity is not None:
+        config["model_verbosity"] = turn.verbosity
     if policy.hide_reasoning:
         config["hide_agent_reasoning"] = True
         config["model_reasoning_summary"] = "none"

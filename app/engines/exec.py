@@ -111,6 +111,8 @@ def build_argv(
             argv += ["-c", toml_override(key, value)]
         if chat_instructions is not None:
             argv += ["-c", toml_override("model_instructions_file", str(chat_instructions))]
+    if turn.verbosity is not None:
+        argv += ["-c", toml_override("model_verbosity", turn.verbosity)]
     if policy.hide_reasoning:
         argv += ["-c", toml_override("hide_agent_reasoning", True)]
         argv += ["-c", toml_override("model_reasoning_summary", "none")]

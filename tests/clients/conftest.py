@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,8 @@ def function_outputs(body: dict[str, Any]) -> list[tuple[str, str]]:
         for item in body.get("input", [])
         if item.get("type") == "function_call_output"
     ]
+
+
+def fresh(name: str) -> str:
+    """A script name no other test uses (the tests on both engines share one fake provider and its records)."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"

@@ -1,16 +1,19 @@
-"""LangChain's ChatOpenAI, as its docs show: bind_tools with a ToolMessage loop, with_structured_output."""
+"""LangChain's ChatOpenAI, as its docs show: bind_tools with a ToolMessage loop, with_structured_output (app-server
+engine); multi-turn chats on chat completions and on the Responses API (both engines)."""
 
 from __future__ import annotations
 
 import json
 
-from langchain_core.messages import HumanMessage, ToolMessage
+import pytest
+from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from tests.clients.conftest import function_outputs, requests_with
+from tests.clients.conftest import fresh, function_outputs, requests_with
 from tests.fakes.provider import FakeProvider, Script
+from tests.harness import RunningGateway
 
 
 @tool
@@ -66,3 +69,60 @@ def test_with_structured_output_by_function_calling(base_url: str, provider: Fak
     assert report == Weather(city="Paris", celsius=21)
     offered = [t.get("name") for t in requests_with(provider, marker)[-1]["tools"]]
     assert "Weather" in offered
+
+
+# Multi-turn chats as LangChain's docs show them, with a gpt-5.x model name (Codex's catalog serves it) and the
+# fake model's reasoning summaries on; both engines.
+GPT5 = "gpt-5.5"
+
+
+def streamed(llm: ChatOpenAI, messages: list) -> AIMessageChunk:
+    """A reply streamed and its chunks added up, as the docs show."""
+    full = None
+    for chunk in llm.stream(messages):
+        full = chunk if full is None else full + chunk
+    assert isinstance(full, AIMessageChunk)
+    return full
+
+
+def test_chat_for_three_turns(gateway: RunningGateway, provider: FakeProvider) -> None:
+    """Chat completions: each reply (with the reasoning the gateway sends as reasoning_content) appended to the
+    message list, invoked and streamed."""
+    marker = provider.script(fresh("langchain-chat"), Script(deltas=["Noted, Ann."], reasoning=["hm"]))
+    llm = ChatOpenAI(model=GPT5, base_url=f"{gateway.base_url}/v1", api_key="unused", max_retries=0)
+    messages: list = [SystemMessage("Be brief.")]
+    for turn in range(3):
+        messages.append(HumanMessage(f"I am Ann, turn {turn}. {marker}"))
+        reply = streamed(llm, messages) if turn == 1 else llm.invoke(messages)
+        assert reply.content == "Noted, Ann."
+        messages.append(reply)
+    last = json.dumps(requests_with(provider, marker)[-1]["input"])
+    assert "turn 0" in last and last.count("Noted, Ann.") == 2
+
+
+@pytest.mark.parametrize("carried", ["messages", "previous_response_id"])
+def test_responses_api_for_three_turns(gateway: RunningGateway, provider: FakeProvider, carried: str) -> None:
+    """use_responses_api=True with reasoning summaries: the reply (its reasoning block included) goes back in the
+    message list, or the library sends only the new message with previous_response_id."""
+    marker = provider.script(
+        fresh(f"langchain-responses-{carried}"), Script(deltas=["Sure."], reasoning=["zq-reasoning-note"])
+    )
+    llm = ChatOpenAI(
+        model=GPT5,
+        base_url=f"{gateway.base_url}/v1",
+        api_key="unused",
+        max_retries=0,
+        use_responses_api=True,
+        reasoning={"effort": "low", "summary": "auto"},
+        use_previous_response_id=carried == "previous_response_id",
+    )
+    messages: list = []
+    for turn in range(3):
+        messages.append(HumanMessage(f"step {turn} {marker}"))
+        reply = streamed(llm, messages) if turn == 1 else llm.invoke(messages)
+        assert reply.text == "Sure."
+        assert any(block.get("type") == "reasoning" for block in reply.content if isinstance(block, dict))
+        messages.append(reply)
+    asked = requests_with(provider, marker)
+    last = json.dumps(asked[-1]["input"])
+    assert "step 0" in last and last.count("Sure.") == 2 and "zq-reasoning-note" not in last

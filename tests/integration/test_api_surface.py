@@ -83,7 +83,7 @@ def test_rate_limit_per_minute(start_gateway: StartGateway) -> None:
     ("extra", "param"),
     [
         ({"n": 2}, "n"),
-        ({"logprobs": True}, "logprobs"),
+        ({"web_search_options": {}}, "web_search_options"),
         ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools[0].type"),
         ({"functions": [{"description": "no name"}]}, "functions[0].name"),
         ({"tool_choice": "required"}, "tool_choice"),
@@ -135,12 +135,13 @@ def test_validation_and_json_errors_use_the_envelope(gateway: RunningGateway) ->
 
 
 def test_sampling_fields_are_accepted_and_named(gateway: RunningGateway, provider: FakeProvider) -> None:
-    sampling = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "seed": 7, "user": "u1"}
+    sampling = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "seed": 7, "user": "u1", "logprobs": True}
     with gateway.http() as http:
         response = http.post("/v1/chat/completions", json={"model": FAKE_MODEL, "messages": HELLO, **sampling})
     assert response.status_code == 200
     assert set(response.headers["x-codex-ignored-params"].split(",")) == set(sampling)
     assert response.json()["choices"][0]["message"]["content"] == "pong"
+    assert response.json()["choices"][0]["logprobs"] is None
 
 
 def test_codex_missing_is_a_503_and_not_ready(start_gateway: StartGateway) -> None:

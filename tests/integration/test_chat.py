@@ -107,19 +107,24 @@ def test_effort_alias_reaches_the_model(gateway: RunningGateway, provider: FakeP
     assert body["reasoning"]["effort"] == "high"
 
 
-def test_reasoning_effort_field_is_checked_against_the_model(gateway: RunningGateway, provider: FakeProvider) -> None:
+def test_reasoning_effort_field_runs_as_the_models_nearest(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("effort-field", Script(deltas=["ok"]))
     client = gateway.client()
     client.chat.completions.create(
         model=FAKE_MODEL, reasoning_effort="low", messages=[{"role": "user", "content": marker}]
     )
     assert requests_with(provider, marker)[-1]["reasoning"]["effort"] == "low"
-    with pytest.raises(openai.BadRequestError) as caught:  # the fake model offers low, medium and high only
+    raw = client.chat.completions.with_raw_response.create(  # the fake model offers low, medium and high only
+        model=FAKE_MODEL, reasoning_effort="xhigh", messages=[{"role": "user", "content": marker}]
+    )
+    assert raw.headers["x-codex-adjusted-params"] == "reasoning_effort=xhigh->high"
+    assert requests_with(provider, marker)[-1]["reasoning"]["effort"] == "high"
+    with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
-            model=FAKE_MODEL, reasoning_effort="xhigh", messages=[{"role": "user", "content": marker}]
+            model=FAKE_MODEL, reasoning_effort="extreme", messages=[{"role": "user", "content": marker}]
         )
     assert caught.value.body["param"] == "reasoning_effort"
-    assert "low, medium, high" in caught.value.body["message"]
+    assert "none, minimal, low, medium, high, xhigh" in caught.value.body["message"]
 
 
 def test_upstream_500_is_a_502_with_the_message(gateway: RunningGateway, provider: FakeProvider) -> None:

@@ -120,6 +120,38 @@ async def test_items_stored_by_one_instance_are_found_from_another(pair: Pair, r
         await elsewhere.close()
 
 
+def test_item_references_are_resolved_by_the_other_instance(pair: Pair, provider: FakeProvider) -> None:
+    """A function call stored by A (app-server) referenced from B (exec), B's answer referenced from A, as the
+    Vercel AI SDK's `item_reference` items do; another key's reference to them is not found."""
+    weather = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+    ask = provider.script("scale-refs-ask", Script(calls=[[{"name": "get_weather", "arguments": "{}"}]]))
+    a, b = pair[0].client(KEYS[0]), pair[1].client(KEYS[0])
+    asked = a.responses.create(model=FAKE_MODEL, input=f"weather? {ask}", tools=[weather])
+    call = asked.output[-1]
+    assert call.type == "function_call"
+    thanks = provider.script("scale-refs-thanks", Script(deltas=["You are welcome."]))
+    answered = b.responses.create(
+        model=FAKE_MODEL,
+        input=[
+            {"type": "item_reference", "id": call.id},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"},
+            {"role": "user", "content": f"thanks {thanks}"},
+        ],
+    )
+    assert answered.output_text == "You are welcome."
+    seen = last_request_with(provider, "scale-refs-thanks")
+    assert "get_weather" in seen and "sunny, 21C" in seen
+    again = provider.script("scale-refs-again", Script(deltas=["Again."]))
+    a.responses.create(
+        model=FAKE_MODEL,
+        input=[{"type": "item_reference", "id": answered.output[-1].id}, {"role": "user", "content": again}],
+    )
+    assert "You are welcome." in last_request_with(provider, "scale-refs-again")
+    with pytest.raises(openai.NotFoundError) as caught:
+        pair[1].client(KEYS[1]).responses.create(model=FAKE_MODEL, input=[{"type": "item_reference", "id": call.id}])
+    assert caught.value.body["code"] == "item_not_found" and call.id in caught.value.body["message"]
+
+
 def test_two_instances_enforce_one_rate_limit_budget(
     provider: FakeProvider, workdir: Path, redis_server: RedisServer, tmp_path: Path
 ) -> None:

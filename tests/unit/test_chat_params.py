@@ -16,9 +16,22 @@ def test_sampling_fields_are_reported_not_refused() -> None:
     ]
 
 
+def test_what_codex_cannot_report_is_named_when_asked_for() -> None:
+    asked = {"logprobs": True, "top_logprobs": 2, "store": True, "prediction": {"type": "content", "content": "x"}}
+    assert check_params(asked) == ["logprobs", "top_logprobs", "store", "prediction"]
+    assert check_params({"logprobs": False, "top_logprobs": 0, "store": False}) == []
+
+
 @pytest.mark.parametrize(
     "extra",
-    [{"n": 3}, {"top_logprobs": 2}, {"audio": {"voice": "alloy"}}, {"modalities": ["audio"]}, {"bogus": 1}],
+    [
+        {"n": 3},
+        {"audio": {"voice": "alloy"}},
+        {"modalities": ["audio"]},
+        {"web_search_options": {}},
+        {"moderation": {"model": "omni-moderation-latest", "policy": {"output": {"mode": "block"}}}},
+        {"bogus": 1},
+    ],
 )
 def test_unsupported_features_are_refused_by_name(extra: dict) -> None:
     with pytest.raises(ApiError) as caught:
