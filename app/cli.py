@@ -16,6 +16,7 @@ from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_v
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
+from app.http_guard import http_protocol
 from app.provider import ProviderResolver
 
 Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
@@ -29,6 +30,8 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # then running turns are stopped
+        http=http_protocol(settings),  # header size and time bounded (app/http_guard.py)
+        server_header=False,
     )
     return 0
 

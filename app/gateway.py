@@ -15,6 +15,7 @@ from app.errors import ApiError
 from app.executor import Executor
 from app.images import ImageFetcher
 from app.provider import ProviderResolver
+from app.sandbox import SandboxLayout
 from app.store import ResponseStore
 
 
@@ -30,6 +31,7 @@ class Gateway:
     limiter: RateLimiter
     store: ResponseStore
     images: ImageFetcher
+    layout: SandboxLayout  # what no sandboxed command may read
 
     def require_codex(self) -> Executor:
         if self.executor is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,10 +11,17 @@ from fastapi import Request
 
 from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
+from app.auth import bearer_token
+from app.errors import ApiError
 from app.gateway import Gateway
 from app.observability import RequestStats
-from app.policy import parse_x_codex, resolve_policy
+from app.policy import check_ceilings, parse_x_codex, resolve_policy
 from app.turn import Message, Turn, TurnEvent
+from app.workspaces import user_workspace
+
+# A turn reaches Codex as one JSON line (app-server: turn/start, thread/inject_items) and comes back in notifications
+# that echo it; the readers on both sides stop at 64 MiB. Refused well below that, before Codex sees it.
+MAX_TURN_INPUT_BYTES = 48 * 1024 * 1024
 
 
 @dataclass
@@ -48,7 +56,10 @@ async def start_turn(
         requested_effort=effort,
         effort_param=effort_param,
         reasoning_summary=reasoning_summary,
+        workspace=user_workspace(gateway.settings, bearer_token(request)),
+        layout=gateway.layout,
     )
+    check_input_size(messages)
     if output.kind == "json_object":
         messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
     turn = Turn(model=model.id, messages=messages, policy=policy, output_schema=output.schema)
@@ -62,8 +73,24 @@ async def start_turn(
 
 def precheck(gateway: Gateway, model_name: str, x_codex: Any) -> None:
     """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast."""
-    parse_x_codex(x_codex)
+    check_ceilings(gateway.settings, parse_x_codex(x_codex))
     gateway.catalog.resolve(model_name)
+
+
+def input_size(messages: tuple[Message, ...]) -> int:
+    """Bytes the messages take in a JSON line (ASCII-escaped, as the gateway writes it: Codex's echo is no longer)."""
+    return sum(len(json.dumps(m.text)) + sum(len(url) + 2 for url in m.images) for m in messages)
+
+
+def check_input_size(messages: tuple[Message, ...]) -> None:
+    size = input_size(messages)
+    if size > MAX_TURN_INPUT_BYTES:
+        raise ApiError(
+            413,
+            f"The conversation is too large for one Codex turn ({size} bytes as JSON, at most "
+            f"{MAX_TURN_INPUT_BYTES}): send fewer or smaller messages or images.",
+            code="request_too_large",
+        )
 
 
 def ignored_header(ignored: list[str]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.sandbox import PROFILE_ID, permission_profile
 from app.turn import (
     Completed,
     Failed,
@@ -46,18 +47,21 @@ def split_conversation(messages: tuple[Message, ...]) -> tuple[list[dict[str, An
 def thread_params(turn: Turn) -> dict[str, Any]:
     policy = turn.policy
     config: dict[str, Any] = dict(BASE_CONFIG)
-    if policy.network_access is not None:
-        config["sandbox_workspace_write.network_access"] = policy.network_access
     if policy.hide_reasoning:
         config["hide_agent_reasoning"] = True
         config["model_reasoning_summary"] = "none"
     params: dict[str, Any] = {
         "model": turn.model,
         "cwd": str(policy.cwd),
-        "sandbox": policy.sandbox,
         "approvalPolicy": "never",
         "ephemeral": True,
     }
+    profile = permission_profile(policy.sandbox, policy.denied, bool(policy.network_access))
+    if profile is None:
+        params["sandbox"] = policy.sandbox
+    else:  # a permission profile replaces `sandbox` (the two do not combine)
+        params["permissions"] = PROFILE_ID
+        config[f"permissions.{PROFILE_ID}"] = profile
     if policy.mode == "chat":
         config.update(CHAT_CONFIG)
         params.update(environments=[], dynamicTools=[], baseInstructions=CHAT_BASE_INSTRUCTIONS)
