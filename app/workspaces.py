@@ -1,20 +1,23 @@
 """Per-user workspaces: with several API keys, each key works in a folder of its own under CODEX_WORKDIR.
 
-The folder is named from a hash of the key (`key-` + the first 16 hex digits of its SHA-256), so one user's files
-and AGENTS.md never reach another's turns; the sandbox also denies each turn every other entry of CODEX_WORKDIR.
+The folder is named from a slow hash of the key (`key-` + 16 hex digits of PBKDF2-SHA256, 100,000 rounds), so one
+user's files and AGENTS.md never reach another's turns; the sandbox also denies each turn every other entry of
+CODEX_WORKDIR. The names themselves can be listed; the slow hash keeps them from helping anyone guess a key.
 A server with one key or none keeps CODEX_WORKDIR itself as everyone's workspace.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
 from app.config import ConfigError, Settings
 
 
+@functools.lru_cache(maxsize=256)
 def folder_name(key: str) -> str:
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return "key-" + hashlib.pbkdf2_hmac("sha256", key.encode(), b"codex-wrapper-workspace", 100_000)[:8].hex()
 
 
 def per_user(settings: Settings) -> bool:
