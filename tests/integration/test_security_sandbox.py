@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from app.workspaces import folder_name
-from tests.fakes.provider import FakeProvider, Script, tool_outputs
+from tests.fakes.provider import FakeProvider, Script
 from tests.harness import FAKE_MODEL, REPO, RunningGateway, clean_environment, write_codex_home
 from tests.integration.test_policy_live import run_command
 
