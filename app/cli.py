@@ -17,7 +17,8 @@ from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
 from app.http_guard import http_protocol
-from app.provider import ProviderResolver
+from app.layout import check_layout
+from app.provider import ProviderResolver, read_config
 
 Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
 
@@ -86,6 +87,14 @@ def check_workdir(settings: Settings, _home: Path) -> Check:
     return False, f"workdir: {path} is not a writable directory. Fix: create it or set CODEX_WORKDIR"
 
 
+def check_sandbox_layout(settings: Settings, home: Path) -> Check:
+    try:
+        check_layout(settings, home, read_config(home))
+    except ConfigError as exc:
+        return False, f"layout: {exc}"
+    return True, "layout: nothing that configures Codex lies where its sandbox can write"
+
+
 def check_port(settings: Settings, _home: Path) -> Check:
     try:
         infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
@@ -97,7 +106,7 @@ def check_port(settings: Settings, _home: Path) -> Check:
 
 
 CHECKS: tuple[Callable[[Settings, Path], Check], ...] = (
-    check_codex, check_login, check_provider, check_workdir, check_port,
+    check_codex, check_login, check_provider, check_workdir, check_sandbox_layout, check_port,
 )  # fmt: skip
 
 

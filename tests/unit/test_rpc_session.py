@@ -123,3 +123,23 @@ async def test_garbage_lines_are_skipped(pair: tuple[RpcSession, FakePeer]) -> N
     peer.to_session.feed_data(b"not json\n[1, 2]\n")
     peer.say({"id": sent["id"], "result": {"ok": True}})
     assert await pending == {"ok": True}
+
+
+async def test_an_overlong_line_is_skipped_not_fatal() -> None:
+    """A notification beyond the reader's limit (a huge echoed image) costs that one line, not the session and
+    every other turn on the worker."""
+    peer = FakePeer()
+    peer.to_session = asyncio.StreamReader(limit=1024)
+    session = RpcSession(peer.to_session, peer.writer(), refuse)
+    session.start()
+    queue = session.subscribe("t")
+    peer.to_session.feed_data(b'{"method": "big", "params": {"threadId": "t", "x": "' + b"x" * 700)
+    await asyncio.sleep(0.01)
+    peer.to_session.feed_data(b"y" * 5000 + b'"}}\n')  # the line ends far past the limit
+    peer.say({"method": "after", "params": {"threadId": "t"}})
+    peer.to_session.feed_data(b'{"method": "big2", "params": {"x": "' + b"z" * 2000 + b'"}}\n')
+    peer.say({"method": "last", "params": {"threadId": "t"}})
+    assert (await asyncio.wait_for(queue.get(), 2))["method"] == "after"
+    assert (await asyncio.wait_for(queue.get(), 2))["method"] == "last"
+    assert not session.closed.is_set()
+    await session.close()
