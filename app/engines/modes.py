@@ -9,7 +9,14 @@ from typing import Any
 # Commands still run in a login shell (`bash -lc`), so profile settings still apply.
 # No sub-agents: on Codex 0.169 a `spawn_agent` call's `local_image` input is read by Codex itself, past the
 # sandbox's permission profile (measured: an image in a denied folder reached the model).
-BASE_CONFIG: dict[str, Any] = {"features.shell_snapshot": False, "features.multi_agent": False}
+# The turn's working directory is its project root (no walk up for `.git`): under a permission profile that denies
+# paths, Codex checks each ancestor through a sandboxed helper, ~0.1 s apiece (measured: exec 0.78 s -> 0.53 s per
+# turn at depth 5). AGENTS.md is read from the working directory itself.
+BASE_CONFIG: dict[str, Any] = {
+    "features.shell_snapshot": False,
+    "features.multi_agent": False,
+    "project_root_markers": [],
+}
 
 # Chat mode, measured on Codex 0.169 against the fake provider: the prompt shrinks from ~21 KB to ~0.6 KB, 9 tools to 1
 # (request_user_input cannot be switched off; the gateway declines it). `features.view_image` off removes the tool

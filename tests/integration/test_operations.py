@@ -134,7 +134,8 @@ def test_compose_file_names_both_services() -> None:
     assert "healthcheck" in services["codex-wrapper"] and services["codex-wrapper"]["restart"]
     assert services["codex-wrapper-second"]["profiles"] == ["second"]
     assert "./codex_profile:/app/codex_profile:ro" in services["codex-wrapper"]["volumes"]  # outside the workspace
-    assert "codex-wrapper" in services["codex-wrapper"]["environment"]["CODEX_ALLOWED_HOSTS"].split(",")
+    hosts = services["codex-wrapper"]["environment"]["CODEX_ALLOWED_HOSTS"]  # ${CODEX_ALLOWED_HOSTS:-default}
+    assert "codex-wrapper" in hosts.split(":-", 1)[1].rstrip("}").split(",")
 
 
 def test_dockerfile_runs_what_the_tests_run() -> None:
