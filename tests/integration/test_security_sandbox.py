@@ -100,16 +100,18 @@ def test_the_agent_cannot_read_the_operators_secrets(
 ) -> None:
     env_file = tmp_path / "gateway.env"
     env_file.write_text("PROXY_API_KEY=sk-envfile-secret\n")
+    home = write_codex_home(tmp_path / "operator-home", provider.base_url)
+    (home / "auth.json").write_text('{"OPENAI_API_KEY": "sk-auth-json-secret"}')  # before the start: Codex reloads it
     gateway = start_gateway(
         CODEX_ENGINE=engine,
         CODEX_APP_SERVER_WORKERS="1",
+        CODEX_CONFIG_DIR=str(home),
         CODEX_ENV_FILE=str(env_file),
         CODEX_CLIENT_SANDBOX_MODES=WRITABLE,
     )
-    (gateway.codex_home / "auth.json").write_text('{"OPENAI_API_KEY": "sk-auth-json-secret"}')
     store = data_dir(gateway) / "responses.sqlite3"
     assert store.exists()
-    targets = [gateway.codex_home / "auth.json", gateway.codex_home / "config.toml", env_file, store]
+    targets = [home / "auth.json", home / "config.toml", env_file, store]
     command = "; ".join(f"cat {t}" for t in targets) + f"; ls {REPO}/app; cat {REPO}/app/config.py; env"
     for sandbox in ("read-only", "workspace-write"):
         output = run_command(
