@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import REPO_ROOT, Settings
+from app.turn import RunPolicy
 
 PROFILE_ID = "codex-wrapper"
 # Kept read-only inside a writable workspace, as Codex's own `:workspace` profile does.
@@ -86,6 +87,15 @@ class SandboxLayout:
         if user_root is not None and user_root != self.workdir:
             paths += deny_except(self.workdir, [user_root])
         return tuple(dict.fromkeys(str(p) for p in paths))
+
+
+def turn_profile(policy: RunPolicy) -> dict[str, Any] | None:
+    """The profile of an agent turn; None in chat mode, whose Codex has no tool that touches the host (and so runs
+    the plain sandbox, skipping the profile's per-thread cost: Codex then reads AGENTS.md through a sandboxed
+    helper, ~0.1 s a file)."""
+    if policy.mode == "chat":
+        return None
+    return permission_profile(policy.sandbox, policy.denied, bool(policy.network_access))
 
 
 def permission_profile(sandbox: str, denied: tuple[str, ...], network: bool) -> dict[str, Any] | None:

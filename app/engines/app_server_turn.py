@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
-from app.sandbox import PROFILE_ID, permission_profile
+from app.sandbox import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,
@@ -56,7 +56,7 @@ def thread_params(turn: Turn) -> dict[str, Any]:
         "approvalPolicy": "never",
         "ephemeral": True,
     }
-    profile = permission_profile(policy.sandbox, policy.denied, bool(policy.network_access))
+    profile = turn_profile(policy)
     if profile is None:
         params["sandbox"] = policy.sandbox
     else:  # a permission profile replaces `sandbox` (the two do not combine)

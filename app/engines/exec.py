@@ -20,7 +20,7 @@ import tomli_w
 from app.codex_cli import CodexBinary, kill_group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.images import decode_data_url
-from app.sandbox import PROFILE_ID, permission_profile
+from app.sandbox import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,
@@ -99,7 +99,7 @@ def build_argv(
     ]
     for key, value in BASE_CONFIG.items():
         argv += ["-c", toml_override(key, value)]
-    profile = permission_profile(policy.sandbox, policy.denied, bool(policy.network_access))
+    profile = turn_profile(policy)
     if profile is None:
         argv += ["--sandbox", policy.sandbox]
     else:  # a permission profile replaces --sandbox (the two do not combine)

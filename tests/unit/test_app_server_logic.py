@@ -47,7 +47,7 @@ def test_chat_mode_starts_a_bare_thread() -> None:
     params = thread_params(Turn("m", (Message("user", "q"),), policy))
     assert params["environments"] == [] and params["dynamicTools"] == []
     assert params["baseInstructions"] and params["config"]["features.shell_tool"] is False
-    assert "network" not in params["config"]["permissions.codex-wrapper"]
+    assert "permissions" not in params and params["sandbox"] == "workspace-write"  # no tool touches the host
     assert params["config"]["model_reasoning_summary"] == "none"
 
 
