@@ -14,8 +14,8 @@ from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
 from app.images import ImageFetcher
+from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
-from app.sandbox import SandboxLayout
 from app.store import ResponseStore
 
 

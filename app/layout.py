@@ -18,7 +18,7 @@ from typing import Any
 
 from app.codex_home import OVERRIDES, codex_home_path
 from app.config import REPO_ROOT, ConfigError, Settings
-from app.sandbox import env_file_path
+from app.permissions import env_file_path
 
 log = logging.getLogger("codex_wrapper")
 OLD_PROFILE_DIR = REPO_ROOT / "workspace" / "codex_profile"  # the default before the profile left the workspace

@@ -32,9 +32,9 @@ from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
+from app.permissions import SandboxLayout
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
-from app.sandbox import SandboxLayout
 from app.store import ResponseStore
 from app.turn import Turn
 from app.workspaces import per_user, prepare_workspaces

@@ -14,8 +14,8 @@ from typing import Any
 from app.catalog import ModelInfo
 from app.config import MODES, SANDBOX_MODES, ConfigError, Settings
 from app.errors import ApiError, invalid
+from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
-from app.sandbox import SandboxLayout
 from app.turn import RunPolicy
 
 X_CODEX_FIELDS = ("sandbox", "network_access", "reasoning_effort", "hide_reasoning", "cwd", "mode")

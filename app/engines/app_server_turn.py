@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
-from app.sandbox import PROFILE_ID, turn_profile
+from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,

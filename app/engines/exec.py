@@ -20,7 +20,7 @@ import tomli_w
 from app.codex_cli import CodexBinary, kill_group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.images import decode_data_url
-from app.sandbox import PROFILE_ID, turn_profile
+from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,

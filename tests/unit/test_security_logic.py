@@ -16,9 +16,9 @@ from app.engines.exec import toml_value
 from app.errors import ApiError
 from app.http_guard import LOOPBACK_NAMES, allowed_hosts, host_allowed, host_name
 from app.images import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
+from app.permissions import SandboxLayout, deny_except, permission_profile
 from app.policy import resolve_cwd
 from app.provider import is_loopback_url
-from app.sandbox import SandboxLayout, deny_except, permission_profile
 from app.turn import Message
 from app.workspaces import folder_name, user_workspace
 
