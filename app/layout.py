@@ -59,11 +59,20 @@ def protected_paths(settings: Settings, codex_home: Path) -> list[tuple[str, Pat
     ]
 
 
+SHARED_TEMP = ("/tmp", "$TMPDIR")
+
+
 def check_layout(settings: Settings, codex_home: Path, config: dict[str, Any]) -> None:
-    """Raise ConfigError (one line) when Codex could write what configures it."""
+    """Raise ConfigError (one line) when Codex could write what configures it.
+
+    A checkout under /tmp (a CI clone, a quick try) is the operator's own folder: the permission profile never lets
+    a sandboxed command write /tmp, so the gateway's directory and what lies in it are held only to the workspaces.
+    """
     roots = writable_roots(settings, config)
     for name, path in protected_paths(settings, codex_home):
         for root_name, root in roots:
+            if root_name in SHARED_TEMP and _inside(path, REPO_ROOT):
+                continue
             if _inside(path, root):
                 raise ConfigError(
                     f"{name} ({path}) lies inside {root_name} ({root}), which Codex's sandbox can write: "

@@ -192,3 +192,19 @@ def test_with_several_keys_each_caller_has_its_own_workspace(tmp_path: Path) -> 
         resolve_cwd(str(settings.codex_workdir), settings, mine)
     single = settings_in(tmp_path, proxy_api_key="sk-a")
     assert user_workspace(single, "sk-a") == single.codex_workdir
+
+
+def test_a_checkout_under_tmp_may_still_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI may clone into /tmp: the gateway's directory and what lies in it are held to the workspaces only."""
+    checkout = tmp_path / "clone"
+    checkout.mkdir()
+    monkeypatch.setattr(layout, "REPO_ROOT", checkout)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("CODEX_ENV_FILE", str(checkout / ".env"))
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-home"
+    settings = settings_in(
+        elsewhere, codex_wrapper_profile_dir=checkout / "codex_profile", codex_workdir=checkout / "workspace"
+    )
+    layout.check_layout(settings, settings.user_codex_home, {})
+    with pytest.raises(ConfigError, match="CODEX_DATA_DIR"):  # put there directly, it is refused
+        layout.check_layout(settings.model_copy(update={"codex_data_dir": tmp_path / "data"}), elsewhere / "home", {})
