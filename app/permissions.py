@@ -52,7 +52,14 @@ def deny_except(root: Path, keep: list[Path]) -> list[Path]:
         return []
     denied: list[Path] = []
     for entry in entries:
-        denied += deny_except(entry, inner) if any(_inside(k, entry) for k in inner) else [entry]
+        if any(_inside(k, entry) for k in inner):
+            denied += deny_except(entry, inner)
+        elif entry.is_symlink():  # the sandbox cannot mount over a link: deny what it points to, unless that is kept
+            target = Path(os.path.realpath(entry))
+            if target.exists() and not any(_inside(Path(os.path.realpath(k)), target) for k in inner):
+                denied.append(target)
+        else:
+            denied.append(entry)
     return denied
 
 

@@ -62,6 +62,10 @@ def test_deny_except_keeps_what_must_stay_readable(tmp_path: Path) -> None:
     assert deny_except(tmp_path / "app", keep) == [tmp_path / "app"]
     assert deny_except(tmp_path, [tmp_path]) == []
     assert deny_except(tmp_path / "workspace", [tmp_path / "workspace" / "a"]) == []
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "app" / "venv").symlink_to(tmp_path / "elsewhere")  # a link is denied by its target
+    (tmp_path / "app" / "dangling").symlink_to(tmp_path / "gone")
+    assert deny_except(tmp_path / "app", [tmp_path / "app" / "keep"]) == [tmp_path / "elsewhere"]
 
 
 def settings_in(tmp_path: Path, **updates: object) -> Settings:
