@@ -93,7 +93,17 @@ class SandboxLayout:
         paths = [*self.protected, *deny_except(self.gateway_dir, list(self.visible))]
         if user_root is not None and user_root != self.workdir:
             paths += deny_except(self.workdir, [user_root])
-        return tuple(dict.fromkeys(str(p) for p in paths))
+        return tuple(str(p) for p in outermost(paths))
+
+
+def outermost(paths: list[Path]) -> list[Path]:
+    """`paths` without duplicates and without those inside another one (the sandbox cannot mount inside a denied
+    folder)."""
+    kept: list[Path] = []
+    for path in sorted(set(paths), key=lambda p: (len(p.parts), str(p))):
+        if not any(_inside(path, outer) for outer in kept):
+            kept.append(path)
+    return kept
 
 
 def turn_profile(policy: RunPolicy) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from app.engines.exec import toml_value
 from app.errors import ApiError
 from app.http_guard import LOOPBACK_NAMES, allowed_hosts, host_allowed, host_name
 from app.images import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
-from app.permissions import SandboxLayout, deny_except, permission_profile
+from app.permissions import SandboxLayout, deny_except, outermost, permission_profile
 from app.policy import resolve_cwd
 from app.provider import is_loopback_url
 from app.turn import Message
@@ -66,6 +66,11 @@ def test_deny_except_keeps_what_must_stay_readable(tmp_path: Path) -> None:
     (tmp_path / "app" / "venv").symlink_to(tmp_path / "elsewhere")  # a link is denied by its target
     (tmp_path / "app" / "dangling").symlink_to(tmp_path / "gone")
     assert deny_except(tmp_path / "app", [tmp_path / "app" / "keep"]) == [tmp_path / "elsewhere"]
+
+
+def test_nested_denied_paths_collapse_to_the_outermost() -> None:
+    paths = [Path("/a/b/c"), Path("/a/b"), Path("/x"), Path("/a/b"), Path("/a/bc")]
+    assert outermost(paths) == [Path("/x"), Path("/a/b"), Path("/a/bc")]
 
 
 def settings_in(tmp_path: Path, **updates: object) -> Settings:
