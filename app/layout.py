@@ -78,7 +78,9 @@ def check_layout(settings: Settings, codex_home: Path, config: dict[str, Any]) -
                     f"{name} ({path}) lies inside {root_name} ({root}), which Codex's sandbox can write: "
                     "move one of them (nothing Codex can write may configure Codex)"
                 )
-    for name, path in protected_paths(settings, codex_home)[:4]:  # not the env file, not the gateway's directory
+    hidden = protected_paths(settings, codex_home)[:4]  # not the env file, not the gateway's directory
+    hidden += [("CODEX_DENY_READ", path) for path in settings.codex_deny_read]
+    for name, path in hidden:
         for root_name, root in roots[: 1 + len(settings.codex_allowed_roots)]:
             if _inside(root, path):
                 raise ConfigError(

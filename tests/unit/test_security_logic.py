@@ -121,6 +121,7 @@ def test_the_exec_override_is_one_toml_inline_table() -> None:
         {"codex_data_dir": "work/data"},
         {"codex_allowed_roots": ("home",)},
         {"codex_workdir": "data/work"},
+        {"codex_deny_read": ("",)},  # the workspace's parent: its commands could not read their own folder
     ],
 )
 def test_layouts_that_let_codex_write_its_configuration_are_refused(tmp_path: Path, updates: dict) -> None:
