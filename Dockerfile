@@ -36,11 +36,11 @@ COPY --from=codex /opt/codex /opt/codex
 COPY --from=python /opt/venv /opt/venv
 WORKDIR /app
 COPY app ./app
-COPY workspace/codex_profile/*.sample.* ./workspace/codex_profile/
+COPY codex_profile/*.sample.* ./codex_profile/
 
 RUN useradd --create-home --uid 1000 codex \
     && mkdir -p /workspace /home/codex/.codex /home/codex/.local/share/codex-wrapper \
-    && chown -R codex:codex /workspace /home/codex /app/workspace
+    && chown -R codex:codex /workspace /home/codex
 USER codex
 
 # The app binds 127.0.0.1 by default; inside a container it must listen on every interface.

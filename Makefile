@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 CODEX_STAMP := node_modules/.installed
 CLIENTS_STAMP := tests/clients/vercel/node_modules/.installed
 
-.PHONY: run install test lint format setup clean bench soak docker-test redis-server e2e-openwebui
+.PHONY: run install test lint format setup clean bench soak docker-test test-services e2e-openwebui
 
 run: install
 	$(PY) -m app serve
@@ -15,7 +15,7 @@ run: install
 # What `make run` installs, and all the server needs: requirements.txt and the pinned Codex, no dev requirements.
 install: $(RUNTIME_STAMP) $(CODEX_STAMP)
 
-test: $(DEV_STAMP) $(CODEX_STAMP) redis-server $(CLIENTS_STAMP)
+test: $(DEV_STAMP) $(CODEX_STAMP) test-services $(CLIENTS_STAMP)
 	$(PY) -m pytest
 
 soak: $(DEV_STAMP) $(CODEX_STAMP)
@@ -72,12 +72,14 @@ $(CODEX_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-# The tests start real Redis servers (tests/redis_server.py): Debian's redis-server, installed when missing.
+# The tests start real servers: Redis (tests/redis_server.py) and the scale recipe's HAProxy; Debian's packages,
+# installed when missing.
 APT := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get -o DPkg::Lock::Timeout=300
-redis-server:
-	@command -v redis-server >/dev/null || command -v valkey-server >/dev/null || \
-	  $(APT) install -y --no-install-recommends redis-server || \
-	  { $(APT) update -qq && $(APT) install -y --no-install-recommends redis-server; }
+TEST_PACKAGES = $(if $(shell command -v redis-server || command -v valkey-server),,redis-server) \
+	$(if $(shell command -v haproxy),,haproxy)
+test-services:
+	@test -z "$(strip $(TEST_PACKAGES))" || $(APT) install -y --no-install-recommends $(TEST_PACKAGES) || \
+	  { $(APT) update -qq && $(APT) install -y --no-install-recommends $(TEST_PACKAGES); }
 
 $(CLIENTS_STAMP): tests/clients/vercel/package.json tests/clients/vercel/package-lock.json
 	npm ci --prefix tests/clients/vercel --no-audit --no-fund

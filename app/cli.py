@@ -16,7 +16,9 @@ from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_v
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
-from app.provider import ProviderResolver
+from app.http_guard import http_protocol
+from app.layout import check_layout
+from app.provider import ProviderResolver, read_config
 from app.sandbox import probe_sandbox
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
 
@@ -31,6 +33,8 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # then running turns are stopped
+        http=http_protocol(settings),  # header size and time bounded (app/http_guard.py)
+        server_header=False,
     )
     return 0
 
@@ -99,6 +103,14 @@ def check_workdir(settings: Settings, _home: Path) -> Check:
     return False, f"workdir: {path} is not a writable directory. Fix: create it or set CODEX_WORKDIR"
 
 
+def check_sandbox_layout(settings: Settings, home: Path) -> Check:
+    try:
+        check_layout(settings, home, read_config(home))
+    except ConfigError as exc:
+        return False, f"layout: {exc}"
+    return True, "layout: nothing that configures Codex lies where its sandbox can write"
+
+
 def check_port(settings: Settings, _home: Path) -> Check:
     try:
         infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
@@ -133,7 +145,8 @@ async def _store_health(store: ResponseStore) -> StoreHealth:
 
 
 CHECKS: tuple[Callable[[Settings, Path], Check], ...] = (
-    check_codex, check_login, check_provider, check_sandbox, check_workdir, check_port, check_store,
+    check_codex, check_login, check_provider, check_sandbox, check_workdir, check_sandbox_layout, check_port,
+    check_store,
 )  # fmt: skip
 
 

@@ -62,8 +62,8 @@ def _native_behind_npm_launcher(launcher: Path) -> CodexBinary | None:
     for vendor in (package_root.parent / f"codex-{suffix}" / "vendor", package_root / "vendor"):
         native = vendor / triple / "bin" / "codex"
         if native.is_file() and os.access(native, os.X_OK):
-            extra = {"CODEX_MANAGED_PACKAGE_ROOT": str(package_root), "CODEX_MANAGED_BY_NPM": "1"}
-            return CodexBinary(native, extra)
+            # Without the launcher's CODEX_MANAGED_* variables: they would tell every command where the gateway is.
+            return CodexBinary(native, {})
     return None
 
 

@@ -80,10 +80,15 @@ def _build_isolated(home: Path, user_home: Path, overrides: dict[str, Path]) -> 
             (home / target).unlink(missing_ok=True)
 
 
+def codex_home_path(settings: Settings) -> Path:
+    """Where the CODEX_HOME Codex runs with is (prepared or not)."""
+    return isolated_home_dir(settings) if settings.codex_isolated_home else settings.user_codex_home
+
+
 def prepare_codex_home(settings: Settings) -> Path:
     """The CODEX_HOME Codex runs with, ready; a failure stops startup naming the path and the reason."""
     overrides = profile_overrides(settings.codex_wrapper_profile_dir)
-    home = isolated_home_dir(settings) if settings.codex_isolated_home else settings.user_codex_home
+    home = codex_home_path(settings)
     if settings.codex_isolated_home and home.resolve() == settings.user_codex_home.resolve():
         raise ConfigError(
             f"invalid setting CODEX_ISOLATED_HOME_DIR={str(home)!r}: allowed is a directory other than the "

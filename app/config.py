@@ -17,6 +17,8 @@ SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra")
 MODES = ("agent", "chat")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")  # CODEX_STORE_URL values that select the Redis store
+# A turn's images travel base64-encoded in one JSON-RPC line to Codex and back (its reader stops at 64 MiB).
+MAX_IMAGE_BYTES_PER_REQUEST = 32 * 1024 * 1024
 SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra"]
 
@@ -41,7 +43,7 @@ class Settings(BaseSettings):
     codex_path: str | None = None
     codex_workdir: Path = REPO_ROOT / "workspace"
     codex_config_dir: Path | None = None
-    codex_wrapper_profile_dir: Path = REPO_ROOT / "workspace" / "codex_profile"
+    codex_wrapper_profile_dir: Path = REPO_ROOT / "codex_profile"
     codex_isolated_home: bool = False
     codex_isolated_home_dir: Path | None = None
     codex_allowed_roots: Annotated[tuple[Path, ...], NoDecode] = ()
@@ -51,6 +53,9 @@ class Settings(BaseSettings):
     codex_hide_reasoning: bool = False
     codex_local_only: bool = False
     codex_allow_danger_full_access: bool = False
+    codex_client_sandbox_modes: Annotated[tuple[SandboxMode, ...], NoDecode] = ("read-only",)
+    codex_client_network_access: bool = False
+    codex_deny_read: Annotated[tuple[Path, ...], NoDecode] = ()
     codex_engine: Literal["app-server", "exec"] = "app-server"
     codex_app_server_workers: int = Field(2, ge=1, le=64)
     codex_mode: Literal["agent", "chat"] = "agent"
@@ -63,6 +68,15 @@ class Settings(BaseSettings):
     codex_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     codex_image_timeout_seconds: float = Field(10.0, gt=0)
     codex_image_allow_loopback: bool = False  # for tests and local image servers; private ranges stay refused
+    codex_max_images_per_request: int = Field(16, ge=0)
+    codex_max_image_bytes_per_request: int = Field(24 * 1024 * 1024, ge=1)
+    codex_image_fetches_per_request: int = Field(4, ge=1)
+    codex_image_fetches_per_server: int = Field(16, ge=1)
+    codex_api_docs: bool = False
+    codex_metrics_require_key: bool = True
+    codex_allowed_hosts: Annotated[tuple[str, ...] | None, NoDecode] = None  # None: automatic (see allowed_hosts)
+    codex_max_header_bytes: int = Field(32 * 1024, ge=1024)
+    codex_request_read_timeout_seconds: float = Field(30.0, gt=0)
     codex_data_dir: Path = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "codex-wrapper"
     codex_responses_ttl_days: float = Field(30.0, ge=0)
     codex_store_url: str = ""  # empty: SQLite in CODEX_DATA_DIR; a path or sqlite:///path; redis://, rediss://, unix://
@@ -75,10 +89,19 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("codex_allowed_roots", "codex_env_denylist", mode="before")
+    @field_validator(
+        "codex_allowed_roots", "codex_env_denylist", "codex_deny_read", "codex_allowed_hosts", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @field_validator("codex_client_sandbox_modes", mode="before")
+    @classmethod
+    def _modes_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator(
         "codex_sandbox_mode", "codex_reasoning_effort", "log_level", "codex_engine", "codex_mode", mode="before"
@@ -105,6 +128,15 @@ class Settings(BaseSettings):
     def _danger_needs_permission(self) -> Settings:
         if self.codex_sandbox_mode == "danger-full-access" and not self.codex_allow_danger_full_access:
             raise ValueError("CODEX_SANDBOX_MODE=danger-full-access requires CODEX_ALLOW_DANGER_FULL_ACCESS=1")
+        return self
+
+    @model_validator(mode="after")
+    def _image_limits_fit(self) -> Settings:
+        if self.codex_max_image_bytes_per_request > MAX_IMAGE_BYTES_PER_REQUEST:
+            raise ValueError(
+                f"invalid setting CODEX_MAX_IMAGE_BYTES_PER_REQUEST={self.codex_max_image_bytes_per_request}: allowed "
+                f"is at most {MAX_IMAGE_BYTES_PER_REQUEST} (Codex takes a turn's images in one JSON line)"
+            )
         return self
 
     @property
@@ -148,6 +180,7 @@ def _describe(error: dict[str, Any]) -> str:
         "CODEX_ENGINE": "one of app-server, exec",
         "CODEX_MODE": "one of " + ", ".join(MODES),
         "CODEX_STORE_URL": "a file path, sqlite:///path, or a redis://, rediss:// or unix:// URL",
+        "CODEX_CLIENT_SANDBOX_MODES": "a comma-separated list of " + ", ".join(SANDBOX_MODES),
     }.get(name, error["msg"].lower())
     return f"invalid setting {name}={value!r}: allowed is {allowed}"
 
@@ -179,6 +212,7 @@ def _absolute_paths(settings: Settings) -> Settings:
         if getattr(settings, name) is not None:
             updates[name] = getattr(settings, name).expanduser().resolve()
     updates["codex_allowed_roots"] = tuple(root.expanduser().resolve() for root in settings.codex_allowed_roots)
+    updates["codex_deny_read"] = tuple(path.expanduser().resolve() for path in settings.codex_deny_read)
     if settings.codex_path and os.sep in settings.codex_path:
         updates["codex_path"] = str(Path(settings.codex_path).expanduser().resolve())
     return settings.model_copy(update=updates)

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
 from app.images import ImageFetcher
+from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
 from app.sandbox import NOT_PROBED, SandboxStatus
 from app.store import ResponseStore
@@ -32,6 +33,7 @@ class Gateway:
     limiter: RateLimiter
     store: ResponseStore
     images: ImageFetcher
+    layout: SandboxLayout  # what no sandboxed command may read
     sandbox: SandboxStatus = NOT_PROBED
 
     def require_codex(self) -> Executor:

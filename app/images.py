@@ -3,6 +3,10 @@
 A fetch goes only to public addresses: the host is resolved and every address checked before connecting, the
 address actually connected to is checked again (DNS rebinding), and so is every redirect hop. Only image content
 types, at most CODEX_MAX_IMAGE_BYTES, within CODEX_IMAGE_TIMEOUT_SECONDS.
+
+A request names at most CODEX_MAX_IMAGES_PER_REQUEST images of at most CODEX_MAX_IMAGE_BYTES_PER_REQUEST together,
+fetched CODEX_IMAGE_FETCHES_PER_REQUEST at a time, and the whole server fetches CODEX_IMAGE_FETCHES_PER_SERVER at a
+time: a small request cannot make the gateway fetch without end, nor hold more than its share in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from app.config import Settings
 from app.errors import ApiError, invalid
 from app.turn import Item, Message, ToolCall, ToolOutput
 
@@ -72,28 +77,75 @@ async def resolve_host(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+class Budget:
+    """The image bytes one request may still use (CODEX_MAX_IMAGE_BYTES_PER_REQUEST), counted as they arrive."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, ref: ImageRef, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            why = f"the request's images pass CODEX_MAX_IMAGE_BYTES_PER_REQUEST ({self.limit} bytes together)"
+            raise _refuse(ref, why, "images_too_large")
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    per_request: int = 16  # images
+    bytes_per_request: int = 24 * 1024 * 1024
+    fetches_per_request: int = 4
+    fetches_per_server: int = 16
+
+
 class ImageFetcher:
     def __init__(
-        self, max_bytes: int, timeout: float, allow_loopback: bool = False, resolver: Resolver = resolve_host
+        self,
+        max_bytes: int,
+        timeout: float,
+        allow_loopback: bool = False,
+        resolver: Resolver = resolve_host,
+        limits: ImageLimits = ImageLimits(),
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.allow_loopback = allow_loopback
         self.resolver = resolver
+        self.limits = limits
+        self.server_slots = asyncio.Semaphore(limits.fetches_per_server)
 
-    async def data_url(self, ref: ImageRef) -> str:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageFetcher:
+        limits = ImageLimits(
+            settings.codex_max_images_per_request,
+            settings.codex_max_image_bytes_per_request,
+            settings.codex_image_fetches_per_request,
+            settings.codex_image_fetches_per_server,
+        )
+        return cls(
+            settings.codex_max_image_bytes,
+            settings.codex_image_timeout_seconds,
+            settings.codex_image_allow_loopback,
+            limits=limits,
+        )
+
+    async def data_url(self, ref: ImageRef, budget: Budget | None = None) -> str:
         """The image as a data URL Codex accepts; 400 naming the part when it cannot be had."""
+        budget = budget or Budget(self.limits.bytes_per_request)
         url = ref.url.strip()
         if url.startswith("data:"):
             decoded = decode_data_url(url)
             if decoded is None:
                 raise _refuse(ref, "not a base64 data URL")
+            budget.take(ref, len(decoded[1]))
             return self._checked(ref, *decoded)
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme not in ("http", "https"):
             raise _refuse(ref, f"only data:, http: and https: URLs are allowed, not {scheme or 'this'}")
         try:
-            content_type, body = await asyncio.wait_for(self._fetch(ref, url), self.timeout)
+            async with self.server_slots:
+                content_type, body = await asyncio.wait_for(self._fetch(ref, url, budget), self.timeout)
         except TimeoutError:
             raise _refuse(ref, f"no answer within {self.timeout:g} s", "image_fetch_failed") from None
         except (httpx.HTTPError, ValueError) as exc:  # connection refused, broken URL or headers, …
@@ -121,7 +173,7 @@ class ImageFetcher:
         if not addresses or not all(address_allowed(address, self.allow_loopback) for address in addresses):
             raise _refuse(ref, f"{url.host} is not a public address")
 
-    async def _fetch(self, ref: ImageRef, start: str) -> tuple[str, bytes]:
+    async def _fetch(self, ref: ImageRef, start: str, budget: Budget) -> tuple[str, bytes]:
         url = httpx.URL(start)
         async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout, trust_env=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
@@ -147,6 +199,7 @@ class ImageFetcher:
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
                         body += chunk
+                        budget.take(ref, len(chunk))
                         if len(body) > self.max_bytes:
                             raise _refuse(
                                 ref, f"larger than CODEX_MAX_IMAGE_BYTES ({self.max_bytes} bytes)", "image_too_large"
@@ -167,17 +220,12 @@ class MessageDraft:
 async def materialize(
     drafts: list[MessageDraft] | list[MessageDraft | ToolCall | ToolOutput], fetcher: ImageFetcher
 ) -> tuple[Item, ...]:
-    """Messages with every image as a data URL (fetched concurrently); the first bad image is a 400. Function
+    """Messages with every image as a data URL (fetched a few at a time); the first bad image is a 400. Function
     calls and outputs pass as they are."""
     refs = [ref for draft in drafts if isinstance(draft, MessageDraft) for ref in draft.images]
     urls: list[str] = []
     if refs:
-        try:
-            async with asyncio.TaskGroup() as group:  # the first bad image cancels the other fetches
-                tasks = [group.create_task(fetcher.data_url(ref)) for ref in refs]
-        except BaseExceptionGroup as failed:
-            raise next(e for e in failed.exceptions if isinstance(e, ApiError)) from None
-        urls = [task.result() for task in tasks]
+        urls = await _fetch_all(refs, fetcher)
     fetched = iter(urls)
     return tuple(
         Message(d.role, d.text, tuple(next(fetched) for _ in d.images))  # type: ignore[arg-type]
@@ -185,3 +233,25 @@ async def materialize(
         else d
         for d in drafts
     )
+
+
+async def _fetch_all(refs: list[ImageRef], fetcher: ImageFetcher) -> list[str]:
+    limits = fetcher.limits
+    if len(refs) > limits.per_request:
+        raise invalid(
+            f"The request has {len(refs)} images; CODEX_MAX_IMAGES_PER_REQUEST allows {limits.per_request}.",
+            param=refs[limits.per_request].param,
+            code="too_many_images",
+        )
+    budget, slots = Budget(limits.bytes_per_request), asyncio.Semaphore(limits.fetches_per_request)
+
+    async def one(ref: ImageRef) -> str:
+        async with slots:
+            return await fetcher.data_url(ref, budget)
+
+    try:
+        async with asyncio.TaskGroup() as group:  # the first bad image cancels the other fetches
+            tasks = [group.create_task(one(ref)) for ref in refs]
+    except BaseExceptionGroup as failed:
+        raise next(e for e in failed.exceptions if isinstance(e, ApiError)) from None
+    return [task.result() for task in tasks]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import Catalog, discover
 from app.codex_cli import CodexBinary, CodexMissing, child_environment, locate_codex, probe_version
-from app.codex_home import prepare_codex_home
+from app.codex_home import codex_home_path, prepare_codex_home
 from app.config import ConfigError, Settings, load_settings
 from app.engines.app_server import AppServerEngine
 from app.engines.base import Engine
@@ -27,13 +28,17 @@ from app.engines.protocol import ProtocolDrift, check_protocol
 from app.errors import ApiError, install_error_handlers
 from app.executor import Executor
 from app.gateway import Gateway
+from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
+from app.layout import check_layout, migrate_profile, private_temp_dir
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
+from app.permissions import SandboxLayout
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
 from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
 from app.turn import Turn
+from app.workspaces import per_user, prepare_workspaces
 
 log = logging.getLogger("codex_wrapper")
 
@@ -67,11 +72,16 @@ def find_codex(settings: Settings, base_env: dict[str, str]) -> tuple[CodexBinar
     return binary, env, ""
 
 
-async def prewarm_defaults(engine: Engine, settings: Settings, providers: ProviderResolver, catalog: Catalog) -> None:
-    """Let the engine prepare for a request that names the first model and leaves everything else default."""
+async def prewarm_defaults(
+    engine: Engine, settings: Settings, providers: ProviderResolver, catalog: Catalog, layout: SandboxLayout
+) -> None:
+    """Let the engine prepare for a request that names the first model and leaves everything else default
+    (with several keys every caller has a workspace of its own, so there is no common default)."""
+    if per_user(settings):
+        return
     model = catalog.models[0]
     try:
-        policy = resolve_policy(settings, providers, model, XCodex())
+        policy = resolve_policy(settings, providers, model, XCodex(), layout=layout)
     except ApiError:  # e.g. a remote provider under CODEX_LOCAL_ONLY: such requests are refused anyway
         return
     await engine.prewarm(Turn(model.id, (), policy))
@@ -85,9 +95,9 @@ def report_sandbox(status: SandboxStatus) -> SandboxStatus:
     return status
 
 
-def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str]) -> Engine:
+def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path) -> Engine:
     if settings.codex_engine == "exec":
-        return ExecEngine(binary, env)
+        return ExecEngine(binary, env, temp_dir)
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
     return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
 
@@ -119,8 +129,12 @@ def setup_logging(level: str) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage, protocol drift) fails here."""
     settings = settings or load_settings()
+    migrate_profile(settings)
+    check_layout(settings, codex_home_path(settings), {})  # before anything is written there
     codex_home = prepare_codex_home(settings)
     providers = ProviderResolver(codex_home, child_environment(settings, codex_home))
+    check_layout(settings, codex_home, providers.config())  # and config.toml's writable_roots
+    prepare_workspaces(settings)
     limiter = RateLimiter(
         settings.rate_limit_per_minute, settings.rate_limit_storage, settings.codex_store_timeout_seconds
     )
@@ -137,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     binary, env, missing = find_codex(settings, providers.codex_env)
     store = open_store(settings)
     log.info("response store: %s at %s", store.backend, store.location)
+    layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,34 +159,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = await discover(binary, env, codex_home)
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor = None
+        temp_dir = private_temp_dir(settings)
         if binary is not None:
             executor = Executor(
-                make_engine(settings, binary, env),
+                make_engine(settings, binary, env, temp_dir),
                 max_parallel=settings.codex_max_parallel_requests,
                 max_queue=settings.codex_max_queue,
                 queue_timeout=settings.codex_queue_timeout_seconds,
                 turn_timeout=settings.codex_timeout,
             )
             await executor.engine.start()
-            await prewarm_defaults(executor.engine, settings, providers, catalog)
-        images = ImageFetcher(
-            settings.codex_max_image_bytes, settings.codex_image_timeout_seconds, settings.codex_image_allow_loopback
-        )
+            await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
+        images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
         app.state.gateway = Gateway(
-            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, sandbox
+            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout, sandbox
         )
-        yield
-        if executor is not None:
-            await executor.shutdown()
-            await executor.engine.stop()
-        await store.close()
+        try:
+            yield
+        finally:
+            if executor is not None:
+                await executor.shutdown()
+                await executor.engine.stop()
+            await store.close()
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
-    app = FastAPI(title="Codex-Wrapper", version="0.1.0", lifespan=lifespan)
+    docs = settings.codex_api_docs  # the API's own description, off unless the operator turns it on
+    app = FastAPI(
+        title="Codex-Wrapper",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     install_error_handlers(app)
     app.state.metrics = Metrics(lambda: gateway_state(app))
-    app.add_middleware(BodyLimit, limit=settings.codex_max_request_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.codex_max_request_bytes, timeout=settings.codex_request_read_timeout_seconds
+    )
     app.add_middleware(ShutdownAnswer)
+    app.add_middleware(HostAllowList, hosts=allowed_hosts(settings))
     app.add_middleware(RequestObserver, metrics=lambda: app.state.metrics)
 
     @app.exception_handler(ClientGone)

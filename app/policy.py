@@ -14,6 +14,7 @@ from typing import Any
 from app.catalog import ModelInfo
 from app.config import MODES, SANDBOX_MODES, ConfigError, Settings
 from app.errors import ApiError, invalid
+from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
 from app.turn import RunPolicy
 
@@ -76,24 +77,27 @@ def validate_effort(value: str, model: ModelInfo, param: str) -> str:
     return value
 
 
-def allowed_roots(settings: Settings) -> list[Path]:
-    return [settings.codex_workdir, *settings.codex_allowed_roots]
+def allowed_roots(settings: Settings, workspace: Path | None = None) -> list[Path]:
+    return [workspace or settings.codex_workdir, *settings.codex_allowed_roots]
 
 
-def resolve_cwd(requested: str | None, settings: Settings) -> Path:
-    """The working directory: CODEX_WORKDIR, or a directory inside it or an allowed root (symlinks followed)."""
+def resolve_cwd(requested: str | None, settings: Settings, workspace: Path | None = None) -> Path:
+    """The working directory: the caller's workspace (CODEX_WORKDIR, or its own folder there when the server has
+    several keys), or a directory inside it or an allowed root (symlinks followed)."""
+    base = workspace or settings.codex_workdir
     if requested is None:
-        return settings.codex_workdir
+        return base
     if not requested or "\0" in requested or len(requested) > _MAX_PATH:
         raise invalid("'x_codex.cwd' must be a directory path.", param="x_codex.cwd", code="invalid_value")
     candidate = Path(requested)
     if not candidate.is_absolute():
-        candidate = settings.codex_workdir / candidate
+        candidate = base / candidate
     resolved = Path(os.path.realpath(candidate))
-    roots = [Path(os.path.realpath(root)) for root in allowed_roots(settings)]
+    roots = [Path(os.path.realpath(root)) for root in allowed_roots(settings, base)]
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        where = "your workspace" if base != settings.codex_workdir else "CODEX_WORKDIR"
         raise invalid(
-            "'x_codex.cwd' must be inside CODEX_WORKDIR or CODEX_ALLOWED_ROOTS.",
+            f"'x_codex.cwd' must be inside {where} or CODEX_ALLOWED_ROOTS.",
             param="x_codex.cwd",
             code="cwd_not_allowed",
         )
@@ -119,22 +123,22 @@ def check_local_only(settings: Settings, providers: ProviderResolver) -> None:
         )
 
 
-def resolve_policy(
-    settings: Settings,
-    providers: ProviderResolver,
-    model: ModelInfo,
-    x_codex: XCodex,
-    *,
-    requested_effort: str | None = None,
-    effort_param: str = "reasoning_effort",
-    reasoning_summary: str | None = None,
-) -> RunPolicy:
-    """The one place that decides what Codex may do for a request."""
+def check_ceilings(settings: Settings, x_codex: XCodex) -> str:
+    """The request's sandbox, within what the server lets clients choose; 400 naming the setting otherwise."""
     sandbox = x_codex.sandbox or settings.codex_sandbox_mode
     if sandbox == "danger-full-access" and not settings.codex_allow_danger_full_access:
         raise ApiError(
             400,
             "'danger-full-access' needs CODEX_ALLOW_DANGER_FULL_ACCESS=1 on the server.",
+            param="x_codex.sandbox",
+            code="sandbox_not_allowed",
+        )
+    allowed = (settings.codex_sandbox_mode, *settings.codex_client_sandbox_modes)
+    if x_codex.sandbox is not None and x_codex.sandbox not in allowed:
+        raise ApiError(
+            400,
+            f"'x_codex.sandbox' {x_codex.sandbox!r} is not allowed on this server: CODEX_CLIENT_SANDBOX_MODES "
+            f"allows {', '.join(dict.fromkeys(allowed))}.",
             param="x_codex.sandbox",
             code="sandbox_not_allowed",
         )
@@ -144,17 +148,56 @@ def resolve_policy(
             param="x_codex.network_access",
             code="invalid_value",
         )
+    if x_codex.network_access and not settings.codex_client_network_access:
+        raise ApiError(
+            400,
+            "'x_codex.network_access' true is not allowed on this server: CODEX_CLIENT_NETWORK_ACCESS is off.",
+            param="x_codex.network_access",
+            code="network_not_allowed",
+        )
+    return sandbox
+
+
+def operator_network(providers: ProviderResolver) -> bool:
+    """Network for workspace-write turns when the request does not say: config.toml's
+    `sandbox_workspace_write.network_access` (the operator's), else off."""
+    try:
+        table = providers.config().get("sandbox_workspace_write")
+    except ConfigError:
+        return False
+    return isinstance(table, dict) and table.get("network_access") is True
+
+
+def resolve_policy(
+    settings: Settings,
+    providers: ProviderResolver,
+    model: ModelInfo,
+    x_codex: XCodex,
+    *,
+    requested_effort: str | None = None,
+    effort_param: str = "reasoning_effort",
+    reasoning_summary: str | None = None,
+    workspace: Path | None = None,
+    layout: SandboxLayout | None = None,
+) -> RunPolicy:
+    """The one place that decides what Codex may do for a request. `workspace`: the caller's folder of
+    CODEX_WORKDIR (own folder with several keys); `layout`: the paths no sandboxed command may read."""
+    sandbox = check_ceilings(settings, x_codex)
     effort = settings.codex_reasoning_effort
     if requested_effort is not None:
         effort = validate_effort(requested_effort, model, effort_param)
     if x_codex.reasoning_effort is not None:
         effort = validate_effort(x_codex.reasoning_effort, model, "x_codex.reasoning_effort")
-    cwd = resolve_cwd(x_codex.cwd, settings)
+    cwd = resolve_cwd(x_codex.cwd, settings, workspace)
     check_local_only(settings, providers)
     hide = settings.codex_hide_reasoning if x_codex.hide_reasoning is None else x_codex.hide_reasoning
+    network = None
+    if sandbox == "workspace-write":
+        network = operator_network(providers) if x_codex.network_access is None else x_codex.network_access
     return RunPolicy(
         sandbox=sandbox,
-        network_access=x_codex.network_access,
+        network_access=network,
+        denied=layout.denied(workspace) if layout is not None else (),
         reasoning_effort=effort,
         hide_reasoning=hide,
         cwd=cwd,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import ada_url
 
 from app.config import ConfigError
 
@@ -42,18 +45,33 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# Forms that URL parsers read differently (Python's urlsplit and the WHATWG parser of Codex's Rust `url` crate):
+# user-info, backslashes, whitespace and control characters, percent-escapes in the authority.
+_AMBIGUOUS = re.compile(r"[@\\\s\x00-\x1f\x7f]")
+
+
 def is_loopback_url(url: str) -> bool:
-    """127.0.0.0/8, ::1, `localhost`, or a unix socket; anything else (or unparsable) is remote."""
+    """127.0.0.0/8, ::1, `localhost`, or a unix socket, as Codex reads the URL (WHATWG, like its Rust `url` crate)
+    and as Python does; anything else, ambiguous or unparsable is remote."""
+    if _AMBIGUOUS.search(url):
+        return False
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
         return False
     if parts.scheme in ("unix", "http+unix", "https+unix"):
         return True
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not host or "%" in parts.netloc:
         return False
-    return is_loopback_host(host)
+    try:
+        whatwg = ada_url.URL(url)
+    except ValueError:
+        return False
+    codex_host = whatwg.hostname.strip("[]")
+    if whatwg.username or whatwg.password or codex_host != host.lower():
+        return False  # the two parsers disagree on where the request goes
+    return is_loopback_host(codex_host)
 
 
 def read_config(codex_home: Path) -> dict[str, Any]:
@@ -75,6 +93,12 @@ class ProviderResolver:
         self.codex_env = codex_env  # the environment Codex runs with
         self._stamp: tuple[int, int] | None = None
         self._provider = Provider("openai", BUILTIN_PROVIDERS["openai"])
+        self._config: dict[str, Any] = {}
+
+    def config(self) -> dict[str, Any]:
+        """config.toml as last read (by `current`)."""
+        self.current()
+        return self._config
 
     def current(self) -> Provider:
         path = self.codex_home / "config.toml"
@@ -84,8 +108,9 @@ class ProviderResolver:
         except FileNotFoundError:
             stamp = (0, 0)
         if stamp != self._stamp:
-            self._provider = resolve_provider(read_config(self.codex_home), self.codex_env)
-            self._stamp = stamp
+            config = read_config(self.codex_home)
+            self._provider = resolve_provider(config, self.codex_env)
+            self._config, self._stamp = config, stamp
         return self._provider
 
 

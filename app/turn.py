@@ -90,7 +90,8 @@ class RunPolicy:
     reasoning_effort: str
     hide_reasoning: bool
     cwd: Path
-    network_access: bool | None = None  # None: as config.toml says (only for workspace-write)
+    network_access: bool | None = None  # workspace-write only; None: off
+    denied: tuple[str, ...] = ()  # absolute paths the turn's sandboxed commands may not read (app/permissions.py)
     mode: str = "agent"  # agent: Codex with its shell and workspace; chat: a plain model, no tools
     reasoning_summary: str | None = None  # auto | concise | detailed | none; None: Codex's default
 

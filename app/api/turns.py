@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -12,16 +13,21 @@ from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
 from app.api.tool_contract import tool_events
 from app.api.tools import ToolRequest, must_call_instruction
+from app.auth import bearer_token
 from app.catalog import ModelInfo
 from app.efforts import checked_verbosity, supported_effort
-from app.errors import invalid
+from app.errors import ApiError, invalid
 from app.gateway import Gateway
 from app.observability import RequestStats
-from app.policy import parse_x_codex, resolve_policy
-from app.turn import Item, Message, Turn, TurnEvent
+from app.policy import check_ceilings, parse_x_codex, resolve_policy
+from app.turn import Item, Message, ToolCall, ToolOutput, Turn, TurnEvent
+from app.workspaces import user_workspace
 
 IGNORED_HEADER = "x-codex-ignored-params"
 ADJUSTED_HEADER = "x-codex-adjusted-params"
+# A turn reaches Codex as one JSON line (app-server: turn/start, thread/inject_items) and comes back in notifications
+# that echo it; the readers on both sides stop at 64 MiB. Refused well below that, before Codex sees it.
+MAX_TURN_INPUT_BYTES = 48 * 1024 * 1024
 
 
 @dataclass
@@ -105,7 +111,10 @@ async def start_turn(
         requested_effort=effort,
         effort_param=effort_param,
         reasoning_summary=reasoning_summary,
+        workspace=user_workspace(gateway.settings, bearer_token(request)),
+        layout=gateway.layout,
     )
+    check_input_size(messages)
     if output.kind == "json_object":
         messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
     if instruction := must_call_instruction(tools):
@@ -140,7 +149,27 @@ def precheck(
     gateway: Gateway, model_name: str, x_codex: Any, verbosity: str | None = None, verbosity_param: str = "verbosity"
 ) -> None:
     """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast."""
-    parse_x_codex(x_codex)
+    check_ceilings(gateway.settings, parse_x_codex(x_codex))
     gateway.catalog.resolve(model_name)
     if verbosity is not None:
         checked_verbosity(verbosity, verbosity_param)
+
+
+def item_size(item: Item) -> int:
+    """Bytes an item takes in a JSON line (ASCII-escaped, as the gateway writes it)."""
+    if isinstance(item, ToolCall):
+        return len(json.dumps(item.name)) + len(json.dumps(item.arguments))
+    if isinstance(item, ToolOutput):
+        return len(json.dumps(item.output))
+    return len(json.dumps(item.text)) + sum(len(url) + 2 for url in item.images)
+
+
+def check_input_size(messages: tuple[Item, ...]) -> None:
+    size = sum(item_size(item) for item in messages)
+    if size > MAX_TURN_INPUT_BYTES:
+        raise ApiError(
+            413,
+            f"The conversation is too large for one Codex turn ({size} bytes as JSON, at most "
+            f"{MAX_TURN_INPUT_BYTES}): send fewer or smaller messages or images.",
+            code="request_too_large",
+        )

@@ -6,6 +6,7 @@ from typing import Any
 
 from app.engines.dynamic_tools import ToolNames, history_item, tool_thread_params
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,
@@ -64,8 +65,6 @@ def split_conversation(
 def thread_params(turn: Turn) -> dict[str, Any]:
     policy = turn.policy
     config: dict[str, Any] = dict(BASE_CONFIG)
-    if policy.network_access is not None:
-        config["sandbox_workspace_write.network_access"] = policy.network_access
     if turn.verbosity is not None:
         config["model_verbosity"] = turn.verbosity
     if policy.hide_reasoning:
@@ -74,10 +73,15 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": turn.model,
         "cwd": str(policy.cwd),
-        "sandbox": policy.sandbox,
         "approvalPolicy": "never",
         "ephemeral": True,
     }
+    profile = turn_profile(policy)
+    if profile is None:
+        params["sandbox"] = policy.sandbox
+    else:  # a permission profile replaces `sandbox` (the two do not combine)
+        params["permissions"] = PROFILE_ID
+        config[f"permissions.{PROFILE_ID}"] = profile
     if policy.mode == "chat":
         config.update(CHAT_CONFIG)
         params.update(environments=[], dynamicTools=[], baseInstructions=CHAT_BASE_INSTRUCTIONS)

@@ -20,6 +20,7 @@ import tomli_w
 from app.codex_cli import CodexBinary, kill_group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.images import decode_data_url
+from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,
@@ -43,9 +44,17 @@ _RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate limit|usage limit", 
 _LABELS = {"user": "User", "assistant": "Assistant"}
 
 
+def toml_value(value: object) -> str:
+    """A TOML value on one line (tables inline), serialised by tomli-w or json, never pasted."""
+    if isinstance(value, dict):
+        keys = [tomli_w.dumps({str(k): 0}).rsplit(" = ", 1)[0] for k in value]  # quoted as TOML needs
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in zip(keys, value.values(), strict=True)) + "}"
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
 def toml_override(key: str, value: object) -> str:
-    """A `-c key=value` argument whose value is serialised by tomli-w, never pasted."""
-    return f"{key}={tomli_w.dumps({'v': value}).split('=', 1)[1].strip()}"
+    """A `-c key=value` argument."""
+    return f"{key}={toml_value(value)}"
 
 
 def _as_message(item: Item) -> Message:
@@ -93,8 +102,6 @@ def build_argv(
         "--ephemeral",
         "--color",
         "never",
-        "--sandbox",
-        policy.sandbox,
         "--cd",
         str(policy.cwd),
         "--model",
@@ -104,8 +111,12 @@ def build_argv(
     ]
     for key, value in BASE_CONFIG.items():
         argv += ["-c", toml_override(key, value)]
-    if policy.network_access is not None:  # a dotted key: the rest of sandbox_workspace_write stays as configured
-        argv += ["-c", toml_override("sandbox_workspace_write.network_access", policy.network_access)]
+    profile = turn_profile(policy)
+    if profile is None:
+        argv += ["--sandbox", policy.sandbox]
+    else:  # a permission profile replaces --sandbox (the two do not combine)
+        argv += ["-c", toml_override(f"permissions.{PROFILE_ID}", profile)]
+        argv += ["-c", toml_override("default_permissions", PROFILE_ID)]
     if policy.mode == "chat":  # the closest exec allows to the app-server's chat threads
         for key, value in CHAT_CONFIG.items():
             argv += ["-c", toml_override(key, value)]
@@ -183,14 +194,15 @@ class ExecEngine:
     name = "exec"
     client_tools = False  # `codex exec` cannot hand a function call back to its caller
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str]) -> None:
+    def __init__(self, binary: CodexBinary, env: dict[str, str], temp_dir: Path | None = None) -> None:
         self.binary = binary
         self.env = env
+        self.temp_dir = temp_dir  # the gateway's private folder (0700, no sandbox can read or write it)
         self.chat_instructions: Path | None = None
         self._groups: set[int] = set()  # process groups of running turns, for shutdown
 
     async def start(self) -> None:
-        handle, path = tempfile.mkstemp(prefix="codex-wrapper-chat-", suffix=".md")
+        handle, path = tempfile.mkstemp(prefix="codex-wrapper-chat-", suffix=".md", dir=self.temp_dir)
         with os.fdopen(handle, "w") as out:
             out.write(CHAT_BASE_INSTRUCTIONS)
         self.chat_instructions = Path(path)
@@ -211,7 +223,7 @@ class ExecEngine:
         return "one codex exec per turn"
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
-        with turn_files(turn) as files:
+        with turn_files(turn, self.temp_dir) as files:
             inner = self._run(turn, files)
             try:
                 async for event in inner:
@@ -264,13 +276,13 @@ class TurnFiles:
 
 
 @contextlib.contextmanager
-def turn_files(turn: Turn) -> Iterator[TurnFiles]:
-    """The files a turn needs on disk (output schema, images), removed when the turn ends, on every path."""
+def turn_files(turn: Turn, temp_dir: Path | None = None) -> Iterator[TurnFiles]:
+    """The files a turn needs on disk (output schema, images) in `temp_dir`, removed when the turn ends."""
     images = [url for m in turn.messages if isinstance(m, Message) for url in m.images]
     if turn.output_schema is None and not images:
         yield TurnFiles()
         return
-    with tempfile.TemporaryDirectory(prefix="codex-wrapper-turn-") as name:
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-turn-", dir=temp_dir) as name:
         folder = Path(name)
         schema = None
         if turn.output_schema is not None:

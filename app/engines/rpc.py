@@ -116,7 +116,7 @@ class RpcSession:
 
     async def _read_loop(self) -> None:
         try:
-            while line := await self._reader.readline():
+            while line := await self._next_line():
                 try:
                     message = json.loads(line)
                 except json.JSONDecodeError:
@@ -124,10 +124,34 @@ class RpcSession:
                     continue
                 if isinstance(message, dict):
                     await self._dispatch(message)
-        except (ConnectionError, ValueError) as exc:  # ValueError: a line beyond the limit
+        except ConnectionError as exc:
             log.warning("app-server stream failed: %s", exc)
         finally:
             self._fail_all("the app-server exited")
+
+    async def _next_line(self) -> bytes:
+        """The next line; one beyond the reader's limit is skipped whole (one message lost, not the session and
+        every turn on it). b"" at the end of the stream."""
+        while True:
+            try:
+                return await self._reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                return exc.partial
+            except asyncio.LimitOverrunError as exc:
+                log.warning("app-server sent a line beyond %d bytes; skipped", _LINE_LIMIT)
+                try:
+                    await self._skip_line(exc.consumed)
+                except asyncio.IncompleteReadError:
+                    return b""
+
+    async def _skip_line(self, held: int) -> None:
+        while True:
+            await self._reader.readexactly(held)
+            try:
+                await self._reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as exc:
+                held = exc.consumed
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         method = message.get("method")

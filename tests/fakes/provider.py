@@ -259,6 +259,8 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 "name": call.get("name", "shell"),
                 "arguments": call.get("arguments", "{}"),
             }
+            if call.get("namespace"):  # a tool of a namespace, such as multi_agent_v1's spawn_agent
+                item["namespace"] = call["namespace"]
             self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
             self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
 

@@ -85,7 +85,8 @@ def test_doctor_names_a_missing_sandbox(provider: FakeProvider, tmp_path: Path) 
 
 def test_an_unwritable_codex_home_is_one_line_with_the_fix() -> None:
     """As Docker leaves it when the mount source was missing: a root-owned home, the server running as a user."""
-    base = Path(tempfile.mkdtemp(prefix="codex-wrapper-home-test-"))  # outside pytest's root-only tmp tree
+    # outside pytest's root-only tmp tree, and outside /tmp (a CODEX_HOME there stops startup for another reason)
+    base = Path(tempfile.mkdtemp(prefix="codex-wrapper-home-test-", dir="/var/tmp"))
     try:
         base.chmod(0o755)
         home, work, data = base / "codex-home", base / "work", base / "data"

@@ -35,13 +35,15 @@ def images_sent(provider: FakeProvider, marker: str) -> list[str]:
     ]
 
 
-def leftover_turn_files() -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob("codex-wrapper-turn-*"))
+def leftover_turn_files(gateway: RunningGateway) -> list[Path]:
+    """Per-turn folders of the exec engine, in the gateway's private temp folder under CODEX_DATA_DIR."""
+    data = gateway.log_path.parent / f"{gateway.log_path.stem}-data"
+    return [*data.glob("tmp/run-*/codex-wrapper-turn-*"), *Path(tempfile.gettempdir()).glob("codex-wrapper-turn-*")]
 
 
 def test_a_data_url_image_reaches_the_model(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("image-chat", Script(deltas=["a red pixel"]))
-    before = leftover_turn_files()
+    before = leftover_turn_files(gateway)
     reply = gateway.client().chat.completions.create(
         model=FAKE_MODEL,
         messages=[
@@ -59,9 +61,9 @@ def test_a_data_url_image_reaches_the_model(gateway: RunningGateway, provider: F
     assert len(sent) == 1 and sent[0].startswith("data:image/png;base64,")
     assert base64.b64decode(sent[0].split(",", 1)[1]) == PNG
     deadline = time.monotonic() + 5  # exec tidies up just after its answer: its image files go with the process
-    while leftover_turn_files() != before and time.monotonic() < deadline:
+    while leftover_turn_files(gateway) != before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert leftover_turn_files() == before
+    assert leftover_turn_files(gateway) == before
 
 
 def test_responses_input_image_and_history_images(gateway: RunningGateway, provider: FakeProvider) -> None:

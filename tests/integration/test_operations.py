@@ -40,17 +40,16 @@ def test_metrics_count_real_requests(start_gateway: StartGateway, provider: Fake
     client.chat.completions.create(model=FAKE_MODEL, messages=HELLO)
     client.responses.create(model=FAKE_MODEL, input="hi")
     marker = provider.script("metrics-500", Script(status=500))
-    with gateway.http() as http:
+    with gateway.http(headers={"Authorization": "Bearer sk-metrics"}) as http:  # /metrics: key holders only
         http.post(
             "/v1/chat/completions",
             json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": marker}]},
-            headers={"Authorization": "Bearer sk-metrics"},
         )
         # a request is counted once its response has gone out: poll until the last one shows
         assert wait_for(
             lambda: metric_value(http.get("/metrics").text, "codex_wrapper_requests_total", status="502") == 1
         )
-        text = http.get("/metrics").text  # open, like /health
+        text = http.get("/metrics").text
     assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/chat/completions", status="200") == 1
     assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/responses", status="200") == 1
     assert metric_value(text, "codex_wrapper_requests_total", endpoint="/v1/chat/completions", status="502") == 1
@@ -94,7 +93,7 @@ def test_doctor_passes_on_a_good_setup(provider: FakeProvider, tmp_path: Path) -
     home = write_codex_home(tmp_path / "home", provider.base_url)
     done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=str(free_port()), CODEX_LOCAL_ONLY="1")
     assert done.returncode == 0, done.stdout
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 7
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 8
     assert "0.169.0" in done.stdout and "provider: fake at http://127.0.0.1" in done.stdout
     assert f"store: sqlite at {tmp_path / 'data' / 'responses.sqlite3'} answering" in done.stdout
 
@@ -140,6 +139,9 @@ def test_compose_file_names_both_services() -> None:
         [seccomp] = [opt for opt in services[name]["security_opt"] if opt.startswith("seccomp=")]
         assert (REPO / seccomp.removeprefix("seccomp=")).is_file()  # `make docker-test` runs with it
     assert services["codex-wrapper-second"]["profiles"] == ["second"]
+    assert "./codex_profile:/app/codex_profile:ro" in services["codex-wrapper"]["volumes"]  # outside the workspace
+    hosts = services["codex-wrapper"]["environment"]["CODEX_ALLOWED_HOSTS"]  # ${CODEX_ALLOWED_HOSTS:-default}
+    assert "codex-wrapper" in hosts.split(":-", 1)[1].rstrip("}").split(",")
 
 
 def test_dockerfile_runs_what_the_tests_run() -> None:

@@ -38,9 +38,10 @@ def test_read_only_sandbox_blocks_writes(gateway: RunningGateway, provider: Fake
 
 
 def test_workspace_write_allows_writes_in_the_workdir(
-    gateway: RunningGateway, provider: FakeProvider, workdir: Path
+    start_gateway: StartGateway, engine: str, provider: FakeProvider, workdir: Path
 ) -> None:
-    target = workdir / "workspace-write-probe.txt"
+    gateway = start_gateway(CODEX_ENGINE=engine, CODEX_CLIENT_SANDBOX_MODES="read-only,workspace-write")
+    target = workdir / f"workspace-write-probe-{engine}.txt"
     run_command(
         gateway, provider, "touch-ww", f"touch {target}", extra_body={"x_codex": {"sandbox": "workspace-write"}}
     )

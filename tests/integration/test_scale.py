@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -170,7 +173,7 @@ def test_two_instances_enforce_one_rate_limit_budget(
 
 
 def metric(gateway: RunningGateway, name: str) -> float:
-    with gateway.http() as http:
+    with gateway.http(headers={"Authorization": f"Bearer {KEYS[0]}"}) as http:  # /metrics and /ready: key holders
         text = http.get("/metrics").text
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     assert found, name
@@ -224,7 +227,7 @@ def check_outage_and_recovery(provider: FakeProvider, redis: RedisServer, a: Run
     assert wait_for(lambda: metric(b, "codex_wrapper_store_write_failures_total") == 1, timeout=5)
     assert metric(a, "codex_wrapper_store_up") == 0 and metric(a, "codex_wrapper_rate_limit_storage_errors_total") >= 2
     assert f"response {unstored.json()['id']} answered but not stored" in a.log()
-    with a.http() as http:
+    with a.http(headers=auth) as http:
         ready = http.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded" and ready.json()["store"] == {
@@ -241,14 +244,15 @@ def check_outage_and_recovery(provider: FakeProvider, redis: RedisServer, a: Run
     assert "the sky is green" in seen and "still before" in seen
     with pytest.raises(openai.NotFoundError):
         alice_a.responses.retrieve(unstored.json()["id"])  # answered during the outage, never stored
-    with a.http() as http:
+    with a.http(headers=auth) as http:
         assert http.get("/ready").json()["status"] == "ready"
     assert metric(a, "codex_wrapper_store_up") == 1
     assert "rate-limit storage is back" in a.log() and a.log().count("rate-limit storage failed") == 1
 
 
 def test_ready_names_the_store(pair: Pair) -> None:
-    body = httpx.get(f"{pair[0].base_url}/ready", timeout=10).json()
+    auth = {"Authorization": f"Bearer {KEYS[0]}"}
+    body = httpx.get(f"{pair[0].base_url}/ready", headers=auth, timeout=10).json()
     assert body["status"] == "ready" and body["store"] == {"backend": "redis", "state": "ok"}
 
 
@@ -291,8 +295,52 @@ def test_the_compose_profile_puts_two_gateways_on_one_redis_behind_haproxy() -> 
     balancer = services["balancer"]["environment"]
     assert (balancer["GATEWAY_1"], balancer["GATEWAY_2"]) == ("gateway-1:8000", "gateway-2:8000")
     config = (REPO / "deploy" / "scale" / "haproxy.cfg").read_text()
-    assert '"${GATEWAY_1}"' in config and '"${GATEWAY_2}"' in config and "option httpchk GET /ready" in config
+    assert '"${GATEWAY_1}"' in config and '"${GATEWAY_2}"' in config
     host = yaml.load((REPO / "deploy" / "scale" / "host-network.yml").read_text(), ComposeLoader)["services"]
     assert {name: s["network_mode"] for name, s in host.items()} == dict.fromkeys(
         ("redis", "gateway-1", "gateway-2", "balancer"), "host"
     )
+
+
+@contextmanager
+def balancer(pair: Pair, folder: Path) -> Iterator[str]:
+    """The recipe's own haproxy.cfg (Debian's HAProxy) in front of `pair`, without Docker's DNS resolver."""
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    assert haproxy, "haproxy not found: run `make test` (it installs it) or `apt-get install haproxy`"
+    config = (REPO / "deploy" / "scale" / "haproxy.cfg").read_text()
+    config = re.sub(r"\nresolvers docker\n(    .*\n)+", "\n", config).replace(" resolvers docker", "")
+    config = config.replace("inter 5s", "inter 100ms")  # checks every 0.1 s: a failing one shows at once
+    (folder / "haproxy.cfg").write_text(config)
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin", "LB_BIND": f"127.0.0.1:{port}",
+        "GATEWAY_1": pair[0].base_url.removeprefix("http://"), "GATEWAY_2": pair[1].base_url.removeprefix("http://"),
+    }  # fmt: skip
+    with (folder / "haproxy.log").open("wb") as log:
+        process = subprocess.Popen([haproxy, "-db", "-f", str(folder / "haproxy.cfg")], env=env, stdout=log, stderr=log)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_recipes_balancer_spreads_turns_over_both_gateways(
+    provider: FakeProvider, workdir: Path, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The compose recipe as it runs: its HAProxy config, gateways answering only the Host names the recipe lets
+    them (its health check must send one of them), a conversation continued through the balancer."""
+    hosts = {"CODEX_ALLOWED_HOSTS": "localhost,127.0.0.1,::1"}  # the recipe's default
+    with two_gateways(provider, workdir, tmp_path, redis_server.url, **hosts) as pair, balancer(pair, tmp_path) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEYS[0], max_retries=0)
+        assert wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, timeout=20)  # a gateway is up
+        time.sleep(1)  # ten health checks per gateway: one refused by its Host allow-list takes it out (fall 2)
+        previous = None
+        for n in range(4):
+            reply = client.responses.create(model=FAKE_MODEL, input=f"turn {n}", previous_response_id=previous)
+            assert reply.output_text == "pong"
+            previous = reply.id
+        log = (tmp_path / "haproxy.log").read_text()
+        served = re.findall(r"gateways/(gateway-[12]) .* 200 ", log)
+        assert sorted(set(served)) == ["gateway-1", "gateway-2"], log[-2000:]  # both in rotation, both healthy
+        assert "is DOWN" not in log

@@ -298,8 +298,8 @@ def test_chat_mode_offers_only_the_clients_functions(start_gateway: StartGateway
     )
     assert reply.choices[0].message.tool_calls[0].function.name == "get_time"
     names = {t.get("name") for t in bodies(provider, marker)[-1]["tools"]}
-    # Codex 0.169 keeps two tools it cannot switch off (the gateway declines the first, the second sees no files)
-    assert names == {"get_weather", "get_time", "request_user_input", "view_image"}
+    # Codex 0.169 keeps request_user_input, which cannot be switched off (the gateway declines it)
+    assert names == {"get_weather", "get_time", "request_user_input"}
 
 
 def test_the_exec_engine_refuses_tools_by_name(start_gateway: StartGateway) -> None:

@@ -26,6 +26,7 @@ def hostile_gateway(provider: FakeProvider, tmp_path_factory: pytest.TempPathFac
     home = write_codex_home(root / "home", provider.base_url)
     (root / "work").mkdir()
     limits = {"CODEX_MAX_REQUEST_BYTES": "1048576", "PROXY_API_KEY": "sk-a,sk-b", "CODEX_MODE": "chat"}
+    limits["CODEX_API_DOCS"] = "1"  # the test reads the app's own schema, off by default
     with run_gateway(home, root / "work", root / "gateway.log", **limits) as gateway:
         yield gateway
 

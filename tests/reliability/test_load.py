@@ -74,7 +74,10 @@ def test_load_above_the_limits(start_gateway: StartGateway, provider: FakeProvid
     assert all(
         last == "data: [DONE]" or not last.startswith("data:") for status, _, _, last in results if status == 200
     )
-    assert statuses.count(200) >= total // 8  # work gets done: the queue is not just refusing
+    # work gets done: the queue is not just refusing. The floor allows for the per-thread cost of the sandbox's
+    # permission profile (Codex 0.169 checks AGENTS.md and skills through a sandboxed helper when a profile denies
+    # paths): measured served 84 -> 37 (app-server) and 48 -> 26 (exec) of 200 on this machine.
+    assert statuses.count(200) >= total // 12
     assert wait_no_codex(gateway.codex_home) == []
     assert sorted(codex_processes(gateway.codex_home, pool=True)) == pool_before  # the pool only, unchanged
     time.sleep(0.5)

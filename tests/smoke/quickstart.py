@@ -209,7 +209,10 @@ def main() -> int:
     timings: dict[str, float] = {}
     provider = FakeProvider().start()
     server: subprocess.Popen[bytes] | None = None
-    with tempfile.TemporaryDirectory(prefix="codex-wrapper-smoke-") as scratch:
+    # outside /tmp: the gateway refuses a CODEX_HOME or data folder where Codex's sandbox could write
+    scratch_root = Path.home() / ".cache"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-smoke-", dir=scratch_root) as scratch:
         tmp = Path(scratch)
         log_path = tmp / "server.log"
         try:

@@ -33,9 +33,11 @@ def test_history_is_structured_and_the_last_user_message_is_the_input() -> None:
 def test_thread_params_carry_the_policy() -> None:
     turn = Turn("gpt-5.5", (Message("developer", "dev"), Message("user", "q")), POLICY)
     params = thread_params(turn)
-    assert params["sandbox"] == "read-only" and params["approvalPolicy"] == "never" and params["ephemeral"]
+    assert params["permissions"] == "codex-wrapper" and "sandbox" not in params  # the two do not combine
+    assert params["approvalPolicy"] == "never" and params["ephemeral"]
     assert params["cwd"] == "/w" and params["model"] == "gpt-5.5" and "developerInstructions" not in params
-    assert "environments" not in params and params["config"] == {"features.shell_snapshot": False}
+    assert "environments" not in params and params["config"]["features.shell_snapshot"] is False
+    assert params["config"]["permissions.codex-wrapper"] == {"filesystem": {":root": "read"}}
     expected = {"threadId": "t", "input": [{"type": "text", "text": "q"}], "effort": "high"}
     assert turn_params("t", Message("user", "q"), turn) == expected
 
@@ -45,8 +47,24 @@ def test_chat_mode_starts_a_bare_thread() -> None:
     params = thread_params(Turn("m", (Message("user", "q"),), policy))
     assert params["environments"] == [] and params["dynamicTools"] == []
     assert params["baseInstructions"] and params["config"]["features.shell_tool"] is False
-    assert params["config"]["sandbox_workspace_write.network_access"] is False
+    assert "permissions" not in params and params["sandbox"] == "workspace-write"  # no tool touches the host
     assert params["config"]["model_reasoning_summary"] == "none"
+
+
+def test_the_permission_profile_denies_reads_and_opens_the_workspace_only() -> None:
+    policy = RunPolicy("workspace-write", "low", False, Path("/w"), network_access=True, denied=("/home/u/.codex",))
+    profile = thread_params(Turn("m", (Message("user", "q"),), policy))["config"]["permissions.codex-wrapper"]
+    filesystem = profile["filesystem"]
+    assert filesystem[":root"] == "read" and filesystem["/home/u/.codex"] == "deny"
+    assert filesystem[":workspace_roots"] == {".": "write", ".git": "read", ".codex": "read", ".agents": "read"}
+    assert ":slash_tmp" not in filesystem and ":tmpdir" not in filesystem  # /tmp and $TMPDIR stay read-only
+    assert profile["network"] == {"enabled": True}
+
+
+def test_danger_full_access_runs_without_a_profile() -> None:
+    policy = RunPolicy("danger-full-access", "low", False, Path("/w"), denied=("/x",))
+    params = thread_params(Turn("m", (Message("user", "q"),), policy))
+    assert params["sandbox"] == "danger-full-access" and "permissions" not in params
 
 
 def note(method: str, **params: object) -> dict:

@@ -25,7 +25,9 @@ def test_argv_keeps_the_prompt_off_the_command_line() -> None:
     argv = build_argv(CodexBinary(Path("/bin/codex"), {}), turn)
     assert argv[-1] == "-"
     assert "secret prompt" not in " ".join(argv)
-    assert argv[argv.index("--sandbox") + 1] == "read-only"
+    assert "--sandbox" not in argv  # a permission profile instead (the two do not combine)
+    assert 'default_permissions="codex-wrapper"' in argv
+    assert 'permissions.codex-wrapper={filesystem = {":root" = "read"}}' in argv
     assert argv[argv.index("--model") + 1] == "gpt-5.5"
     assert {"--json", "--skip-git-repo-check", "--ephemeral"} <= set(argv)
 

@@ -81,7 +81,7 @@ def test_effort_injection_is_refused(settings: Settings, value: str) -> None:
 @pytest.mark.parametrize("field", ["network_access", "hide_reasoning"])
 @pytest.mark.parametrize("value", ["true", 1, 0, "false", None.__class__.__name__, [], {}])
 def test_booleans_must_be_booleans(settings: Settings, field: str, value: Any) -> None:
-    assert refused(settings, {"sandbox": "workspace-write", field: value}).param == f"x_codex.{field}"
+    assert refused(settings, {"sandbox": "read-only", field: value}).param == f"x_codex.{field}"
 
 
 @pytest.mark.parametrize("x_codex", [[], "read-only", 5, True])
@@ -101,15 +101,49 @@ def test_strings_must_be_strings(settings: Settings, field: str, value: Any) -> 
     assert refused(settings, {field: value}).param == f"x_codex.{field}"
 
 
+ALL_MODES = ("read-only", "workspace-write", "danger-full-access")
+
+
 def test_danger_needs_the_server_permission(settings: Settings) -> None:
     assert refused(settings, {"sandbox": "danger-full-access"}).code == "sandbox_not_allowed"
-    allowed = settings.model_copy(update={"codex_allow_danger_full_access": True})
+    open_modes = settings.model_copy(update={"codex_client_sandbox_modes": ALL_MODES})
+    assert "CODEX_ALLOW_DANGER_FULL_ACCESS" in refused(open_modes, {"sandbox": "danger-full-access"}).message
+    allowed = open_modes.model_copy(update={"codex_allow_danger_full_access": True})
     assert policy(allowed, {"sandbox": "danger-full-access"}).sandbox == "danger-full-access"
+
+
+def test_clients_choose_only_the_sandboxes_the_server_allows(settings: Settings) -> None:
+    error = refused(settings, {"sandbox": "workspace-write"})
+    assert error.code == "sandbox_not_allowed" and "CODEX_CLIENT_SANDBOX_MODES" in error.message
+    assert policy(settings, {"sandbox": "read-only"}).sandbox == "read-only"
+    own = settings.model_copy(update={"codex_sandbox_mode": "workspace-write"})  # the operator's own default
+    assert policy(own, {"sandbox": "workspace-write"}).sandbox == "workspace-write"
+    assert policy(own, None).sandbox == "workspace-write"
+    danger = settings.model_copy(update={"codex_allow_danger_full_access": True})
+    assert refused(danger, {"sandbox": "danger-full-access"}).code == "sandbox_not_allowed"
+
+
+def test_clients_turn_the_network_on_only_when_the_server_allows(settings: Settings) -> None:
+    writable = settings.model_copy(update={"codex_client_sandbox_modes": ALL_MODES})
+    error = refused(writable, {"sandbox": "workspace-write", "network_access": True})
+    assert error.code == "network_not_allowed" and "CODEX_CLIENT_NETWORK_ACCESS" in error.message
+    assert policy(writable, {"sandbox": "workspace-write", "network_access": False}).network_access is False
+    networked = writable.model_copy(update={"codex_client_network_access": True})
+    assert policy(networked, {"sandbox": "workspace-write", "network_access": True}).network_access is True
+
+
+def test_the_operators_config_sets_the_network_default(settings: Settings) -> None:
+    writable = settings.model_copy(update={"codex_client_sandbox_modes": ALL_MODES})
+    on = "[sandbox_workspace_write]\nnetwork_access = true\n"
+    assert policy(writable, {"sandbox": "workspace-write"}, config=on).network_access is True
+    assert policy(writable, {"sandbox": "workspace-write"}).network_access is False
 
 
 @pytest.mark.parametrize("sandbox", [None, "read-only", "danger-full-access"])
 def test_network_access_only_with_workspace_write(settings: Settings, sandbox: str | None) -> None:
-    allowed = settings.model_copy(update={"codex_allow_danger_full_access": True})
+    allowed = settings.model_copy(
+        update={"codex_allow_danger_full_access": True, "codex_client_sandbox_modes": ALL_MODES}
+    )
     x_codex = {"network_access": True, **({"sandbox": sandbox} if sandbox else {})}
     assert refused(allowed, x_codex).param == "x_codex.network_access"
     resolved = policy(allowed, {"sandbox": "workspace-write", "network_access": False})

@@ -158,3 +158,23 @@ async def test_a_process_dead_before_the_handshake_leaves_no_unretrieved_error()
     finally:
         loop.set_exception_handler(None)
     assert [(context.get("message"), repr(context.get("exception"))) for context in unhandled] == []
+
+
+async def test_an_overlong_line_is_skipped_not_fatal() -> None:
+    """A notification beyond the reader's limit (a huge echoed image) costs that one line, not the session and
+    every other turn on the worker."""
+    peer = FakePeer()
+    peer.to_session = asyncio.StreamReader(limit=1024)
+    session = RpcSession(peer.to_session, peer.writer(), refuse)
+    session.start()
+    queue = session.subscribe("t")
+    peer.to_session.feed_data(b'{"method": "big", "params": {"threadId": "t", "x": "' + b"x" * 700)
+    await asyncio.sleep(0.01)
+    peer.to_session.feed_data(b"y" * 5000 + b'"}}\n')  # the line ends far past the limit
+    peer.say({"method": "after", "params": {"threadId": "t"}})
+    peer.to_session.feed_data(b'{"method": "big2", "params": {"x": "' + b"z" * 2000 + b'"}}\n')
+    peer.say({"method": "last", "params": {"threadId": "t"}})
+    assert (await asyncio.wait_for(queue.get(), 2))["method"] == "after"
+    assert (await asyncio.wait_for(queue.get(), 2))["method"] == "last"
+    assert not session.closed.is_set()
+    await session.close()
