@@ -55,3 +55,36 @@ def test_every_relative_link_reaches_its_file_and_heading(path: Path) -> None:
         if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
             dead.append(target)
     assert dead == []
+
+
+def shown_default(value: object) -> str | None:
+    """A setting's default as the ENV tables write it; None where the table describes it in words."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int | str) and value != "":
+        return str(value)
+    if isinstance(value, tuple) and value:
+        return ",".join(map(str, value))
+    return None
+
+
+@pytest.mark.parametrize("name", ["ENV.md", "ENV.ja.md"])
+def test_every_setting_has_a_row_with_its_default(name: str) -> None:
+    from app.config import Settings
+
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", (REPO / "docs" / name).read_text(), flags=re.MULTILINE))
+    for field, info in Settings.model_fields.items():
+        variable = field.upper()
+        assert variable in rows, f"{name} has no row for {variable}"
+        default = shown_default(info.default)
+        assert default is None or f"`{default}`" in rows[variable], f"{name}: {variable} defaults to {default}"
+
+
+def test_every_setting_is_in_the_env_example() -> None:
+    from app.config import Settings
+
+    text = (REPO / ".env.example").read_text()
+    missing = [f.upper() for f in Settings.model_fields if f"\n# {f.upper()}=" not in text]
+    assert missing == []
