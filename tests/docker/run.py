@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,21 +174,30 @@ def run_args(service: dict[str, Any], home: Path, port: int, docker: Docker, sec
     for capability in service.get("cap_add", []):
         args += ["--cap-add", capability]
     for name, value in (service.get("environment") or {}).items():
-        args += ["-e", f"{name}={value}"]
+        args += ["-e", f"{name}={interpolate(str(value))}"]
     for volume in service["volumes"]:
         target = volume.split(":")[1]
         if target == "/home/codex/.codex":
             args += ["-v", f"{home}:{target}"]
-        elif target.startswith("/app/workspace/codex_profile"):
+        elif target.startswith("/app/codex_profile"):
             continue  # a developer's own profile overrides stay out: the image's samples only
         else:
             args += ["-v", f"{docker.volume()}:{target}"]
     return [*args, IMAGE]
 
 
+def interpolate(value: str) -> str:
+    """Compose's `${NAME:-default}` and `${NAME}`, from this environment (the test sets none of them)."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+AUTH_MARKER = "docker-test-login-token"
+
+
 def fake_home(root: Path, name: str, provider: FakeProvider, owner: int) -> Path:
     home = write_codex_home(root / name, provider.base_url)
-    for path in (home, home / "config.toml"):
+    (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": AUTH_MARKER}))
+    for path in (home, home / "config.toml", home / "auth.json"):
         os.chown(path, owner, owner)
     return home
 
@@ -261,7 +271,9 @@ def the_service(docker: Docker, provider: FakeProvider, scratch: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     home = fake_home(scratch, "home", provider, CONTAINER_UID)
     started = time.monotonic()
-    container = docker.run(*run_args(compose_service(), home, port, docker))
+    # the operator lets clients choose workspace-write (clients get read-only only, by default)
+    allow = ["-e", "CODEX_CLIENT_SANDBOX_MODES=read-only,workspace-write"]
+    container = docker.run(*allow, *run_args(compose_service(), home, port, docker))
     wait_for("/health", lambda: http("GET", f"{base}/health", timeout=2)[0] == 200)
     wait_for("/ready", lambda: http("GET", f"{base}/ready", timeout=2)[0] == 200)
     FIGURES["time to ready"] = f"{time.monotonic() - started:.1f} s from `docker run`"
@@ -277,6 +289,9 @@ def the_service(docker: Docker, provider: FakeProvider, scratch: Path) -> None:
           "read-only: Codex's write in the container is blocked by its sandbox")  # fmt: skip
     shell_turn(base, provider, "docker-ww", "touch /workspace/ww-probe", sandbox="workspace-write")
     check(exists_in(docker, container, "/workspace/ww-probe"), "workspace-write: the same write goes through")
+    secret = shell_turn(base, provider, "docker-secret", "cat /home/codex/.codex/auth.json")
+    check(AUTH_MARKER not in secret and "Permission denied" in secret,
+          "the agent cannot read the operator's login (auth.json) in the container")  # fmt: skip
     doctor = docker("exec", container, "python", "-m", "app", "doctor", check=False).stdout
     check("ok   sandbox: works" in doctor, "doctor in the container: sandbox works")
     clean_log(docker, container)
