@@ -88,13 +88,13 @@ class Executor:
                     item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
                     message = f"Codex did not finish within CODEX_TIMEOUT={self.turn_timeout:g} s."
-                    yield self._note(Failed(FailureKind.TIMEOUT, message), stats)
+                    yield self.note(Failed(FailureKind.TIMEOUT, message), stats)
                     return
                 if item is _END:
-                    yield self._note(Failed(FailureKind.CRASHED, "Codex ended the turn without an answer."), stats)
+                    yield self.note(Failed(FailureKind.CRASHED, "Codex ended the turn without an answer."), stats)
                     return
                 ended = isinstance(item, TERMINAL)
-                self._note(item, stats)
+                self.note(item, stats)
                 yield item  # type: ignore[misc]
                 if ended:
                     return
@@ -109,7 +109,7 @@ class Executor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def _note(self, event: object, stats: RequestStats | None) -> Any:
+    def note(self, event: object, stats: RequestStats | None) -> Any:
         """Count failures; put tokens and failures on the request's stats."""
         if isinstance(event, Failed):
             self.failures[event.kind.value] += 1

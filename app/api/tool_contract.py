@@ -80,7 +80,7 @@ async def tool_events(executor: Executor, turn: Turn, stats: RequestStats | None
                     return
                 if attempt == ATTEMPTS or shown:
                     asked = "twice" if attempt == ATTEMPTS else "once"
-                    yield Failed(FailureKind.BROKEN_CONTRACT, f"{broken} (asked {asked})")
+                    yield executor.note(Failed(FailureKind.BROKEN_CONTRACT, f"{broken} (asked {asked})"), stats)
                     return
                 log.info("asking the model again: %s", broken)
                 break

@@ -11,7 +11,8 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider, Script, tool_outputs
-from tests.harness import FAKE_MODEL, RunningGateway, run_gateway
+from tests.harness import FAKE_MODEL, RunningGateway, run_gateway, wait_for
+from tests.integration.test_operations import metric_value
 
 StartGateway = Callable[..., RunningGateway]
 WEATHER = {
@@ -178,6 +179,10 @@ def test_a_required_call_that_never_comes_is_a_502(gateway: RunningGateway, prov
     assert caught.value.status_code == 502 and caught.value.body["code"] == "tool_call_not_honoured"
     assert "asked twice" in caught.value.body["message"]
     assert len(bodies(provider, marker)) == 2
+    with gateway.http() as http:  # counted and logged like any failed turn
+        metrics = http.get("/metrics").text
+    assert metric_value(metrics, "codex_wrapper_upstream_errors_total", kind="broken_contract") >= 1
+    assert wait_for(lambda: '"status":502' in gateway.log() and '"error":"broken_contract"' in gateway.log())
 
 
 def test_a_named_function_is_the_only_one_offered(gateway: RunningGateway, provider: FakeProvider) -> None:
