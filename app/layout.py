@@ -129,6 +129,15 @@ def private_temp_dir(settings: Settings) -> Path:
     parent = settings.codex_data_dir / "tmp"
     try:
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        remove_abandoned(parent)
         return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=parent))
     except OSError as exc:
         raise ConfigError(f"cannot create a private temp folder in {parent}: {exc.strerror or exc}") from None
+
+
+def remove_abandoned(parent: Path) -> None:
+    """The folders of instances that died without cleaning up (killed): `run-<pid>-…` whose process is gone."""
+    for folder in parent.glob("run-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(folder, ignore_errors=True)

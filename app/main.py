@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = open_store(settings)
     log.info("response store: %s at %s", store.backend, store.location)
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
+    temp_dir = private_temp_dir(settings)  # here, not in the lifespan: a failure is one line and exit 2
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -159,7 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = await discover(binary, env, codex_home)
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor = None
-        temp_dir = private_temp_dir(settings)
         if binary is not None:
             executor = Executor(
                 make_engine(settings, binary, env, temp_dir),

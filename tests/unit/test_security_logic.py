@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import tomllib
 from pathlib import Path
 
@@ -218,3 +219,20 @@ def test_a_checkout_under_tmp_may_still_start(tmp_path: Path, monkeypatch: pytes
     layout.check_layout(settings, settings.user_codex_home, {})
     with pytest.raises(ConfigError, match="CODEX_DATA_DIR"):  # put there directly, it is refused
         layout.check_layout(settings.model_copy(update={"codex_data_dir": tmp_path / "data"}), elsewhere / "home", {})
+
+
+def test_the_private_temp_folder_is_0700_and_abandoned_ones_go(tmp_path: Path) -> None:
+    settings = Settings(codex_data_dir=tmp_path / "data", _env_file=None)
+    parent = tmp_path / "data" / "tmp"
+    abandoned, alive = parent / "run-999999999-old", parent / f"run-{os.getpid()}-other"
+    for folder in (abandoned, alive):
+        folder.mkdir(parents=True)
+    made = layout.private_temp_dir(settings)
+    assert made.parent == parent and made.stat().st_mode & 0o777 == 0o700
+    assert not abandoned.exists() and alive.exists()  # a live process's folder is its own business
+
+
+def test_a_private_temp_folder_that_cannot_be_made_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file, not a folder")
+    with pytest.raises(ConfigError, match="cannot create a private temp folder"):
+        layout.private_temp_dir(Settings(codex_data_dir=tmp_path / "data", _env_file=None))
