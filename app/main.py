@@ -35,6 +35,7 @@ from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswe
 from app.permissions import SandboxLayout
 from app.policy import XCodex, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host
+from app.reaper import end_leftovers
 from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
 from app.turn import Turn
@@ -156,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if binary is not None:
+            end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         catalog = await discover(binary, env, codex_home)
         await store.health()  # an unreachable store is logged now, not at the first request that needs it

@@ -57,9 +57,10 @@ def clean_environment(**settings: str) -> dict[str, str]:
 
 
 def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
-    """PIDs of live processes (Codex and its children) started with this CODEX_HOME; the app-server pool's
+    """PIDs of live processes (Codex, its children and its sandbox helpers) started with this CODEX_HOME; the pool's
     long-lived `codex app-server` workers only with `pool=True`."""
     marker = f"CODEX_HOME={codex_home}".encode()
+    helpers = f"{codex_home}/tmp/arg0".encode()  # sandbox helpers keep only PATH, which names the home's arg0 folder
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -70,7 +71,7 @@ def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if state == "Z" or marker not in environ.split(b"\0"):
+        if state == "Z" or (marker not in environ.split(b"\0") and helpers not in environ):
             continue
         if pool or argv[1:2] != [b"app-server"]:
             found.append(int(entry.name))
