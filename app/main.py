@@ -50,6 +50,8 @@ def startup_summary(settings: Settings, provider: Provider, codex_home: Path) ->
     return (
         f"codex-wrapper on {settings.host}:{settings.port}: sandbox default {settings.codex_sandbox_mode}, "
         f"danger-full-access {'allowed' if settings.codex_allow_danger_full_access else 'refused'}, "
+        f"clients may choose {'/'.join(settings.codex_client_sandbox_modes)}"
+        f"{' and network access' if settings.codex_client_network_access else ''}, "
         f"local-only {local} (provider {provider.name} at {provider.base_url or 'undefined'}: {verdict}), "
         f"auth {'on' if settings.api_keys else 'off'}, CODEX_HOME {codex_home}"
     )

@@ -1,6 +1,6 @@
 """The decision for every request field of both endpoints that their request models do not hold themselves.
 
-docs/API.md ("Request fields") is the same list in words; tests/unit/test_request_fields.py holds the two to the
+docs/FIELDS.md (and .ja) is the same list in words; tests/unit/test_request_fields.py holds the two to the
 openai SDK's request types. A field is honoured (read by the adapters: tools, text, response_format, ...), ignored
 and named in x-codex-ignored-params when set, checked by a function that names what of it is not honoured, or
 refused by name when ignoring it would silently change the answer.
