@@ -14,7 +14,6 @@ import contextlib
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,15 @@ from app.engines.refusals import refuse
 from app.engines.rpc import RpcSession
 from app.turn import Message, RunPolicy, ToolSpec, Turn
 from bench.latency import time_exec
-from tests.harness import FAKE_MODEL, REPO, clean_environment, codex_processes, run_gateway, write_codex_home
+from tests.harness import (
+    FAKE_MODEL,
+    REPO,
+    clean_environment,
+    codex_processes,
+    run_gateway,
+    scratch_dir,
+    write_codex_home,
+)
 
 DELTAS = 20
 CONCURRENCY = (1, 4, 8)
@@ -311,7 +318,7 @@ def main() -> None:
     assert provider.stdout is not None
     base_url = provider.stdout.readline().decode().strip()
     rows: list[Target] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         root = Path(tmp)
         (root / "work").mkdir()
         codex = locate_codex(Settings(_env_file=None, codex_workdir=root / "work"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import tomli_w
@@ -17,7 +16,7 @@ from app.codex_home import prepare_codex_home
 from app.config import Settings
 from bench.latency import summary, time_exec
 from tests.fakes.provider import FakeProvider
-from tests.harness import REPO, write_codex_home
+from tests.harness import REPO, scratch_dir, write_codex_home
 
 
 def main() -> None:
@@ -26,7 +25,7 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=3)
     args = parser.parse_args()
     provider = FakeProvider().start()
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         root = Path(tmp)
         workdir = root / "work"
         workdir.mkdir()

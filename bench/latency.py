@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from app.codex_cli import locate_codex
 from app.config import Settings
 from tests.fakes.provider import FakeProvider, Script
-from tests.harness import FAKE_MODEL, REPO, clean_environment, run_gateway, write_codex_home
+from tests.harness import FAKE_MODEL, REPO, clean_environment, run_gateway, scratch_dir, write_codex_home
 
 
 def summary(name: str, seconds: list[float]) -> str:
@@ -43,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     provider = FakeProvider().start()
     provider.script("default", Script(deltas=["po", "ng"]))
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         root = Path(tmp)
         home = write_codex_home(root / "home", provider.base_url)
         workdir = root / "work"

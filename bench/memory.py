@@ -10,13 +10,12 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
 
 from bench.engines import rss_mb
-from tests.harness import FAKE_MODEL, REPO, codex_processes, run_gateway, write_codex_home
+from tests.harness import FAKE_MODEL, REPO, codex_processes, run_gateway, scratch_dir, write_codex_home
 
 
 async def drive(base_url: str, home: Path, gateway_pid: int, total: int, concurrency: int, mode: str) -> None:
@@ -51,7 +50,7 @@ def main() -> None:
     )
     assert provider.stdout is not None
     base_url = provider.stdout.readline().decode().strip()
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         root = Path(tmp)
         home = write_codex_home(root / "home", base_url)
         (root / "work").mkdir()

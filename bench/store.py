@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
@@ -24,7 +23,7 @@ from app.store import RedisStore, ResponseStore, SqliteStore, StoredResponse
 from app.turn import Message
 from bench.latency import summary
 from tests.fakes.provider import FakeProvider, Script
-from tests.harness import FAKE_MODEL, run_gateway, write_codex_home
+from tests.harness import FAKE_MODEL, run_gateway, scratch_dir, write_codex_home
 from tests.redis_server import RedisServer
 
 OWNER = "f" * 64
@@ -134,7 +133,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=2000, help="operations per figure")
     parser.add_argument("--turns", type=int, default=40, help="chained turns per gateway")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         root = Path(tmp)
         redis = RedisServer(root / "redis", appendfsync="everysec").start()
         provider = FakeProvider().start()

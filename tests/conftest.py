@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import REPO, RunningGateway, run_gateway, write_codex_home
+from tests.harness import RunningGateway, run_gateway, scratch_root, write_codex_home
 from tests.redis_server import RedisServer
 
-
-def _test_temp_root() -> Path:
-    """Where pytest's tmp_path folders go: outside /tmp and $TMPDIR, which Codex's sandbox can write, so a gateway
-    whose CODEX_HOME and data live there may start (app/layout.py refuses anything else)."""
-    for root in (Path.home() / ".cache" / "codex-wrapper-tests", REPO / ".pytest-tmp"):
-        real = root.resolve()
-        if not any(real.is_relative_to(Path(t).resolve()) for t in ("/tmp", tempfile.gettempdir())):
-            return root
-    raise RuntimeError("no test folder outside /tmp and $TMPDIR: set PYTEST_DEBUG_TEMPROOT")
-
-
 if not os.environ.get("PYTEST_DEBUG_TEMPROOT"):  # pytest's own variable for the root of its temp folders
-    _root = _test_temp_root()
-    _root.mkdir(parents=True, exist_ok=True)
-    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(_root)
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(scratch_root())
 
 
 @pytest.fixture(scope="session")

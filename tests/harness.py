@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,22 @@ def clean_environment(**settings: str) -> dict[str, str]:
     env["CODEX_ENV_FILE"] = str(REPO / "tests" / "no-such.env")
     env.update(settings)
     return env
+
+
+def scratch_root() -> Path:
+    """Where tests and benchmarks keep their folders: outside /tmp and $TMPDIR, which Codex's sandbox can write, so
+    a gateway whose CODEX_HOME and data live there may start (app/layout.py refuses anything else)."""
+    for root in (Path.home() / ".cache" / "codex-wrapper-tests", REPO / ".pytest-tmp"):
+        real = root.resolve()
+        if not any(real.is_relative_to(Path(t).resolve()) for t in ("/tmp", tempfile.gettempdir())):
+            root.mkdir(parents=True, exist_ok=True)
+            return root
+    raise RuntimeError("no folder outside /tmp and $TMPDIR for tests: set PYTEST_DEBUG_TEMPROOT")
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    """A benchmark's own folder under scratch_root(), removed when it is done."""
+    return tempfile.TemporaryDirectory(dir=scratch_root())
 
 
 def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
