@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -93,6 +94,16 @@ def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
         if pool or argv[1:2] != [b"app-server"]:
             found.append(int(entry.name))
     return found
+
+
+def app_server_workers(codex_home: Path) -> list[int]:
+    """PIDs of the pool's `codex app-server` workers on this CODEX_HOME (not their turns' short-lived helpers)."""
+    workers = []
+    for pid in codex_processes(codex_home, pool=True):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] == [b"app-server"]:
+                workers.append(pid)
+    return sorted(workers)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

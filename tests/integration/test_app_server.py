@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider, Script, tool_outputs
-from tests.harness import FAKE_MODEL, REPO, RunningGateway, codex_processes, wait_for
+from tests.harness import FAKE_MODEL, REPO, RunningGateway, app_server_workers, wait_for
 
 StartGateway = Callable[..., RunningGateway]
 
@@ -35,7 +35,7 @@ def test_a_killed_worker_fails_its_turn_with_502_and_is_replaced(
     start_gateway: StartGateway, provider: FakeProvider
 ) -> None:
     gateway = start_gateway(CODEX_ENGINE="app-server", CODEX_APP_SERVER_WORKERS="1", CODEX_TIMEOUT="20")
-    [worker] = codex_processes(gateway.codex_home, pool=True)
+    [worker] = app_server_workers(gateway.codex_home)
     marker = provider.script("hang-kill", Script(hang=True))
     outcome: dict[str, object] = {}
 
@@ -55,7 +55,7 @@ def test_a_killed_worker_fails_its_turn_with_502_and_is_replaced(
     assert "app-server" in error.body["message"]
     reply = gateway.client().chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "pong"
-    assert codex_processes(gateway.codex_home, pool=True) != [worker]
+    assert app_server_workers(gateway.codex_home) != [worker]
     with gateway.http() as http:
         ready = http.get("/ready").json()
     assert ready["status"] == "ready" and ready["engine"] == "app-server"
