@@ -325,6 +325,13 @@ def balancer(pair: Pair, folder: Path) -> Iterator[str]:
         process.wait(10)
 
 
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
+
+
 def test_the_recipes_balancer_spreads_turns_over_both_gateways(
     provider: FakeProvider, workdir: Path, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -333,7 +340,7 @@ def test_the_recipes_balancer_spreads_turns_over_both_gateways(
     hosts = {"CODEX_ALLOWED_HOSTS": "localhost,127.0.0.1,::1"}  # the recipe's default
     with two_gateways(provider, workdir, tmp_path, redis_server.url, **hosts) as pair, balancer(pair, tmp_path) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEYS[0], max_retries=0)
-        assert wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, timeout=20)  # a gateway is up
+        assert wait_for(lambda: answers(f"{url}/ready"), timeout=20)  # HAProxy listens and a gateway is up
         time.sleep(1)  # ten health checks per gateway: one refused by its Host allow-list takes it out (fall 2)
         previous = None
         for n in range(4):
