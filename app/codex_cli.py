@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -19,6 +20,9 @@ _TRIPLES = {
     ("Darwin", "x86_64"): ("darwin-x64", "x86_64-apple-darwin"),
     ("Darwin", "arm64"): ("darwin-arm64", "aarch64-apple-darwin"),
 }
+
+
+_GROUP_EXIT_WAIT = 3.0  # seconds a SIGKILLed group may take to be gone (a ~300 MB binary unmapping)
 
 
 class CodexMissing(Exception):
@@ -108,3 +112,36 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
     """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a member of process group `pgid` still runs (a zombie, waiting to be collected, does not)."""
+    try:
+        os.killpg(pgid, 0)  # no member at all: the common case, without a look through /proc
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                state, _ppid, group = stat.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if state != "Z" and int(group) == pgid:
+            return True
+    return False
+
+
+async def end_group(pgid: int, timeout: float = _GROUP_EXIT_WAIT) -> None:
+    """SIGKILL what is left of the group led by `pgid` and wait, bounded, until none of it runs: a gateway that
+    returns from its shutdown has no Codex process still on its way out."""
+    kill_group(pgid, signal.SIGKILL)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if not group_running(pgid):
+            return
+        await asyncio.sleep(0.01)

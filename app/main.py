@@ -186,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if executor is not None:
                 await executor.shutdown()
                 await executor.engine.stop()
+            if binary is not None:
+                end_leftovers(binary.path, codex_home, at_shutdown=True)
             await store.close()
             shutil.rmtree(temp_dir, ignore_errors=True)
 

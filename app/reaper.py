@@ -71,17 +71,28 @@ def leftovers(binary: Path, codex_home: Path) -> set[int]:
     return found
 
 
-def end_leftovers(binary: Path, codex_home: Path) -> int:
-    """SIGKILL every leftover (at startup, before this gateway starts Codex); how many there were."""
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def end_leftovers(binary: Path, codex_home: Path, at_shutdown: bool = False) -> int:
+    """SIGKILL every leftover and wait (bounded) until none runs; how many there were. At startup, before this
+    gateway starts Codex; at shutdown, after its engine stopped, so that nothing of its Codex outlives it."""
     found = leftovers(binary, codex_home)
     for pid in found:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
-    deadline = time.monotonic() + 1
-    while found and time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in found):
+    deadline = time.monotonic() + 2
+    while found and time.monotonic() < deadline and any(_running(pid) for pid in found):
         time.sleep(0.02)
-    if found:
+    if found and at_shutdown:
+        log.warning("ended %d process(es) of Codex still running after its engine stopped", len(found))
+    elif found:
         log.warning("ended %d process(es) Codex left running when a gateway on this CODEX_HOME was killed", len(found))
     return len(found)

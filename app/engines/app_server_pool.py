@@ -8,7 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
-from app.codex_cli import CodexBinary, kill_group
+from app.codex_cli import CodexBinary, end_group, kill_group
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
 
@@ -105,7 +105,7 @@ class Worker:
         except TimeoutError:
             kill_group(self.process.pid, signal.SIGKILL)
             await self.process.wait()
-        kill_group(self.process.pid, signal.SIGKILL)
+        await end_group(self.process.pid)  # the rest of its group (sandbox helpers) gone before this returns
 
 
 class AppServerPool:

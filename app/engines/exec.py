@@ -17,7 +17,7 @@ from typing import Any
 
 import tomli_w
 
-from app.codex_cli import CodexBinary, kill_group
+from app.codex_cli import CodexBinary, end_group, kill_group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.images import decode_data_url
 from app.permissions import PROFILE_ID, turn_profile
@@ -208,8 +208,7 @@ class ExecEngine:
         self.chat_instructions = Path(path)
 
     async def stop(self) -> None:
-        for group in list(self._groups):  # turns whose cleanup did not get to run
-            kill_group(group, signal.SIGKILL)
+        await asyncio.gather(*(end_group(group) for group in list(self._groups)))  # cleanups that did not run
         if self.chat_instructions is not None:
             self.chat_instructions.unlink(missing_ok=True)
 
@@ -324,4 +323,4 @@ async def _reap(proc: asyncio.subprocess.Process, graceful: bool) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_GRACE)
     finally:
-        kill_group(proc.pid, signal.SIGKILL)  # whatever is left of the group, also when cancelled again
+        await asyncio.shield(end_group(proc.pid))  # whatever is left of the group, also when cancelled again

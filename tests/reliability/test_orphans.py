@@ -116,9 +116,14 @@ def test_what_a_killed_gateway_left_is_ended_by_the_next_start(
             assert other.poll() is None
     finally:
         other.kill()
+        other.wait(10)  # SIGKILL is not instant: unwaited, the test's own sleep was what it found left (issue 19)
         with contextlib.suppress(ProcessLookupError):
             os.kill(orphan, signal.SIGKILL)
-    assert codex_processes(gateway.codex_home, pool=True) == []
+    assert wait_for(lambda: not alive(orphan), 10)
+    # Both gateways have exited: nothing of this CODEX_HOME may run now, bar a process already on its way out
+    assert wait_for(lambda: codex_processes(gateway.codex_home, pool=True) == [], 5), codex_processes(
+        gateway.codex_home, pool=True
+    )
 
 
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGSEGV"])
