@@ -156,3 +156,12 @@ def test_the_test_provider_needs_no_login(gateway: RunningGateway) -> None:
     with gateway.http() as http:
         ready = http.get("/ready")
     assert ready.status_code == 200 and ready.json()["login"] == "not needed by the model provider"
+
+
+def test_the_exec_engine_takes_codex_api_key_as_a_login(start_with: Any, provider: FakeProvider) -> None:
+    """`codex exec` sends CODEX_API_KEY from its environment (the app-server's account/read does not count it)."""
+    config = provider_entry(provider, requires_openai_auth=True)
+    gateway = start_with(config, CODEX_ENGINE="exec", CODEX_API_KEY="sk-exec-env")
+    assert NOT_LOGGED_IN not in gateway.log()
+    reply = gateway.client().chat.completions.create(model=FAKE_MODEL, messages=HELLO)
+    assert reply.choices[0].message.content == "pong" and provider.authorizations[-1] == "Bearer sk-exec-env"
