@@ -5,6 +5,8 @@ the gateway runs is served without a restart; a provider with its own key needs 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 import tomli_w
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import FAKE_MODEL, RunningGateway, run_gateway, wait_for
+from tests.harness import FAKE_MODEL, REPO, RunningGateway, clean_environment, run_gateway, wait_for
 
 StartGateway = Callable[..., RunningGateway]
 HELLO = [{"role": "user", "content": "hello"}]
@@ -105,10 +107,18 @@ def test_without_a_login_startup_ready_and_every_request_say_so(
         assert "spare threads used 0, missed 0" in shown.json()["detail"]
 
 
-def test_the_default_openai_provider_without_a_login(start_with: Any) -> None:
-    """What a newcomer meets: no config.toml provider, no auth.json (and here no network)."""
+def test_the_default_openai_provider_without_a_login(start_with: Any, workdir: Path, tmp_path: Path) -> None:
+    """What a newcomer meets: no config.toml provider, no auth.json (and here no network); doctor says the same."""
     gateway = start_with({"model": FAKE_MODEL})  # the provider is the built-in openai one
-    assert sum(NOT_LOGGED_IN in line for line in gateway.log().splitlines()) == 1
+    [warning] = [line for line in gateway.log().splitlines() if NOT_LOGGED_IN in line]
+    message = warning.split("codex_wrapper: ", 1)[1]
+    env = clean_environment(
+        CODEX_CONFIG_DIR=str(gateway.codex_home), CODEX_WORKDIR=str(workdir), CODEX_DATA_DIR=str(tmp_path / "d")
+    )
+    doctor = subprocess.run(
+        [sys.executable, "-m", "app", "doctor"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert f"FAIL login: {message}\n" in doctor.stdout, doctor.stdout
     with gateway.http() as http:
         ready = http.get("/ready")
     assert ready.status_code == 503 and ready.json()["status"] == "degraded" and NOT_LOGGED_IN in ready.json()["reason"]
@@ -165,3 +175,28 @@ def test_the_exec_engine_takes_codex_api_key_as_a_login(start_with: Any, provide
     assert NOT_LOGGED_IN not in gateway.log()
     reply = gateway.client().chat.completions.create(model=FAKE_MODEL, messages=HELLO)
     assert reply.choices[0].message.content == "pong" and provider.authorizations[-1] == "Bearer sk-exec-env"
+
+
+def test_an_isolated_home_finds_a_login_made_later_in_the_users_home(
+    start_with: Any, provider: FakeProvider, tmp_path: Path
+) -> None:
+    """CODEX_ISOLATED_HOME=1 links the user's auth.json even before it exists: `codex login` there is found."""
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "codex_config.toml").write_text(tomli_w.dumps(provider_entry(provider, requires_openai_auth=True)))
+    isolated = tmp_path / "isolated"
+    gateway = start_with(
+        {},
+        CODEX_ISOLATED_HOME="1",
+        CODEX_ISOLATED_HOME_DIR=str(isolated),
+        CODEX_WRAPPER_PROFILE_DIR=str(profile),
+    )
+    user_home = gateway.codex_home  # CODEX_CONFIG_DIR: the user's home, where `codex login` writes
+    warnings = [line for line in gateway.log().splitlines() if NOT_LOGGED_IN in line]
+    assert len(warnings) == 1 and f"Fix: CODEX_HOME={user_home} npx codex login" in warnings[0]
+    client = gateway.client()
+    assert_not_logged_in(refused(every_request(client)[0]), user_home)
+    (user_home / "auth.json").write_text(json.dumps({"auth_mode": "apikey", "OPENAI_API_KEY": "sk-isolated"}))
+    reply = client.chat.completions.create(model=FAKE_MODEL, messages=HELLO)
+    assert reply.choices[0].message.content == "pong" and provider.authorizations[-1] == "Bearer sk-isolated"
+    assert (isolated / "auth.json").resolve() == user_home / "auth.json"
