@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         login = login_watch(settings, binary, env, codex_home) if binary is not None else None
-        catalog, _ = await asyncio.gather(discover(binary, env, codex_home), login.start() if login else no_answer())
+        catalog, *_ = await asyncio.gather(discover(binary, env, codex_home), *([login.start()] if login else []))
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor = None
         if binary is not None:
@@ -235,10 +235,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, models, chat, responses):
         app.include_router(module.router)
     return app
-
-
-async def no_answer() -> None:
-    return None
 
 
 def _app_or_exit() -> FastAPI:
