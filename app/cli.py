@@ -18,6 +18,7 @@ from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
 from app.http_guard import http_protocol
 from app.layout import check_layout
+from app.login import not_logged_in, read_login
 from app.provider import ProviderResolver, read_config
 from app.sandbox import probe_sandbox
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
@@ -55,16 +56,22 @@ def check_codex(settings: Settings, home: Path) -> Check:
 
 
 def check_login(settings: Settings, home: Path) -> Check:
+    """Asked of Codex itself, as at startup (app/login.py): the same line when there is none."""
     try:
-        provider = ProviderResolver(home, child_environment(settings, home)).current()
-    except ConfigError:
-        return False, "login: cannot tell while config.toml is unreadable (see the provider line)"
-    if provider.name != "openai":
-        return True, f"login: not needed for provider {provider.name} (its credentials are its own)"
-    user_home = settings.user_codex_home  # an isolated home links to the user's auth.json
-    if (user_home / "auth.json").exists():
-        return True, f"login: {user_home / 'auth.json'} present"
-    return False, f"login: no {user_home / 'auth.json'}. Fix: CODEX_HOME={user_home} npx codex login"
+        located = locate_codex(settings)
+    except CodexMissing:
+        return False, "login: cannot tell without Codex (see the codex line)"
+    home = home if home.is_dir() else settings.user_codex_home  # an isolated home not built yet
+    cwd = settings.codex_workdir if settings.codex_workdir.is_dir() else home
+    env = {**child_environment(settings, home), **located.extra_env}
+    login = asyncio.run(read_login(located, env, cwd, settings.codex_engine))
+    if login.error:
+        return False, f"login: {login.error}. Fix: see the codex line"
+    if login.missing:
+        return False, f"login: {not_logged_in(settings)}"
+    if not login.needed:
+        return True, "login: not needed by the model provider (its credentials are its own)"
+    return True, f"login: {login.account} account"
 
 
 def check_provider(settings: Settings, home: Path) -> Check:

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
 from app.images import ImageFetcher
+from app.login import LoginWatch
 from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
 from app.sandbox import NOT_PROBED, SandboxStatus
@@ -35,11 +36,17 @@ class Gateway:
     images: ImageFetcher
     layout: SandboxLayout  # what no sandboxed command may read
     sandbox: SandboxStatus = NOT_PROBED
+    login: LoginWatch | None = None  # None: without Codex there is no one to ask
 
     def require_codex(self) -> Executor:
         if self.executor is None:
             raise ApiError(503, f"Codex is not available: {self.missing_reason}", code="codex_unavailable")
         return self.executor
+
+    async def require_login(self) -> None:
+        """Without the login its model provider needs, no turn is started: 503 codex_not_logged_in, at once."""
+        if self.login is not None:
+            await self.login.require()
 
     def require_sandbox(self, policy: RunPolicy) -> None:
         """An agent turn needs Codex's sandbox (unless danger-full-access): without one it is refused, by name."""

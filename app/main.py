@@ -31,6 +31,7 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
+from app.login import LoginWatch, not_logged_in, read_login
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
 from app.policy import XCodex, resolve_policy
@@ -88,6 +89,14 @@ async def prewarm_defaults(
     except ApiError:  # e.g. a remote provider under CODEX_LOCAL_ONLY: such requests are refused anyway
         return
     await engine.prewarm(Turn(model.id, (), policy))
+
+
+def login_watch(settings: Settings, binary: CodexBinary, env: dict[str, str], codex_home: Path) -> LoginWatch:
+    """Asks Codex whether it is logged in; again when the login (an isolated home links the user's) or config.toml
+    change."""
+    paths = (codex_home / "auth.json", codex_home / "config.toml", settings.user_codex_home / "auth.json")
+    workdir, engine = settings.codex_workdir, settings.codex_engine
+    return LoginWatch(lambda: read_login(binary, env, workdir, engine), paths, not_logged_in(settings))
 
 
 def report_sandbox(status: SandboxStatus) -> SandboxStatus:
@@ -162,7 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if binary is not None:
             end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
-        catalog = await discover(binary, env, codex_home)
+        login = login_watch(settings, binary, env, codex_home) if binary is not None else None
+        catalog, *_ = await asyncio.gather(discover(binary, env, codex_home), *([login.start()] if login else []))
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor = None
         if binary is not None:
@@ -173,16 +183,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 queue_timeout=settings.codex_queue_timeout_seconds,
                 turn_timeout=settings.codex_timeout,
             )
-            await executor.engine.start()
-            await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
+            engine = executor.engine
+            await engine.start()
+            await prewarm_defaults(engine, settings, providers, catalog, layout)
+
+            async def after_login() -> None:
+                await engine.reload()
+                await prewarm_defaults(engine, settings, providers, catalog, layout)
+
+            if login is not None:
+                login.on_login = after_login
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
         app.state.gateway = Gateway(
-            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout, sandbox
-        )
+            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout,
+            sandbox, login,
+        )  # fmt: skip
         try:
             yield
         finally:
+            if login is not None:
+                await login.close()
             if executor is not None:
                 await executor.shutdown()
                 await executor.engine.stop()

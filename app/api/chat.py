@@ -279,7 +279,7 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
     output = chat_format(extra.get("response_format"))
     stops = stop_strings(extra.get("stop"))
     tools = chat_tools(extra)
-    precheck(gateway, body.model, body.x_codex, extra.get("verbosity"))
+    await precheck(gateway, body.model, body.x_codex, extra.get("verbosity"))
     messages = await materialize(drafts, gateway.images)
     started = await start_turn(
         gateway,

@@ -1,4 +1,5 @@
-"""GET /health (liveness), GET /ready (Codex found and answering; in agent mode, its sandbox working), GET /metrics.
+"""GET /health (liveness), GET /ready (Codex found and answering; in agent mode, its sandbox working; logged in
+when its model provider needs a login), GET /metrics.
 
 Without a valid API key (when PROXY_API_KEY is set), /ready says only ready or not, and /metrics answers 401 while
 CODEX_METRICS_REQUIRE_KEY is on: versions, worker states and counts are for key holders.
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from app.auth import check_api_key
 from app.errors import ApiError
 from app.gateway import gateway_of
+from app.login import Login
 
 router = APIRouter()
 
@@ -32,17 +34,26 @@ def key_holder(request: Request) -> bool:
     return True
 
 
-def _answer(status: str, reason: str | None, details: dict[str, Any] | None) -> JSONResponse:
+def _answer(status: str, reason: str | None, details: dict[str, Any] | None, code: int | None = None) -> JSONResponse:
     """The status for everyone; why and the state of the parts only for a key holder (`details` is None otherwise)."""
     body: dict[str, Any] = {"status": status}
     if details is not None:
         body.update({"reason": reason} if reason else {}, **details)
-    return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
+    return JSONResponse(body, status_code=code or (503 if status == "unavailable" else 200))
+
+
+def describe(login: Login) -> str:
+    if login.error:
+        return f"unknown ({login.error})"
+    if not login.needed:
+        return "not needed by the model provider"
+    return f"{login.account} account" if login.account else "none"
 
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """503 when this instance cannot run Codex; a store outage is `degraded` with 200: the store is shared by
+    """503 when this instance cannot run Codex, or Codex lacks the login its provider needs (`degraded`, as
+    /v1/models and stored responses still answer); a store outage is `degraded` with 200: the store is shared by
     every instance, so taking them all out of a load balancer would also stop what still works (chat, store:false)."""
     gateway = gateway_of(request)
     health = await gateway.store.health()
@@ -64,6 +75,11 @@ async def ready(request: Request) -> JSONResponse:
         return _answer("unavailable", engine.status(), details if shown else None)
     if sandbox.refuses(settings.codex_mode, settings.codex_sandbox_mode):  # the default turn would be refused
         return _answer("unavailable", sandbox.reason(), details if shown else None)
+    if gateway.login is not None:
+        login = await gateway.login.current()
+        details["login"] = describe(login)
+        if login.missing:  # 503: no request can be served, and compose holds OpenWebUI back (its health check)
+            return _answer("degraded", gateway.login.message, details if shown else None, 503)
     return _answer("ready" if health.state == "ok" else "degraded", None, details if shown else None)
 
 

@@ -173,7 +173,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     drafts, input_items = to_messages(raw)
     tools = responses_tools(extra)
     verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
-    precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
+    await precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
     history: tuple[Item, ...] = ()
     if body.previous_response_id is not None:
         previous = await store_of(gateway).get(owner, body.previous_response_id)

@@ -145,14 +145,16 @@ async def start_turn(
     return StartedTurn(turn, await first_event(request, events), events, notes)
 
 
-def precheck(
+async def precheck(
     gateway: Gateway, model_name: str, x_codex: Any, verbosity: str | None = None, verbosity_param: str = "verbosity"
 ) -> None:
-    """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast."""
+    """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast;
+    then whether Codex is logged in (every endpoint that starts a turn calls this first)."""
     check_ceilings(gateway.settings, parse_x_codex(x_codex))
     gateway.catalog.resolve(model_name)
     if verbosity is not None:
         checked_verbosity(verbosity, verbosity_param)
+    await gateway.require_login()
 
 
 def item_size(item: Item) -> int:

@@ -42,6 +42,13 @@ class AppServerEngine:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self.pool.stop()
 
+    async def reload(self) -> None:
+        """New workers: a running app-server keeps the credentials it started with, so one started before a login
+        would send the model requests without it. Only called while no turn runs (none is admitted without a login)."""
+        await self.spares.stop()
+        self.spares.forget()
+        await self.pool.restart()
+
     def status(self) -> str:
         return f"{self.pool.status()}; spare threads used {self.spares.hits}, missed {self.spares.misses}"
 

@@ -175,6 +175,16 @@ class AppServerPool:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
 
+    async def restart(self) -> None:
+        """Replace every worker with a new process (they are idle: see AppServerEngine.reload)."""
+        await self.stop()
+        self._stopping = False
+        for worker in self.workers:
+            worker.ready.clear()
+            worker.settled.clear()
+            worker.last_error = ""
+        await self.start()
+
     async def stop(self) -> None:
         self._stopping = True
         for task in self._supervisors:

@@ -20,6 +20,10 @@ class Engine(Protocol):
         """Prepare ahead for requests shaped like `turn` (the server's defaults); may do nothing."""
         ...
 
+    async def reload(self) -> None:
+        """Let Codex see a login made since start (restart long-lived processes); may do nothing."""
+        ...
+
     def ready(self) -> bool:
         """Whether a turn could start now."""
         ...

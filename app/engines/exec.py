@@ -215,6 +215,9 @@ class ExecEngine:
     async def prewarm(self, turn: Turn) -> None:
         return None  # nothing outlives a turn here
 
+    async def reload(self) -> None:
+        return None  # every turn is a new `codex exec`, which reads the login afresh
+
     def ready(self) -> bool:
         return True
 

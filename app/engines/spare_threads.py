@@ -78,6 +78,12 @@ class SpareThreads:
                 with contextlib.suppress(SessionClosed, RpcError):
                     await session.request("thread/unsubscribe", {"threadId": thread_id})
 
+    def forget(self) -> None:
+        """Drop every spare (their workers were replaced)."""
+        self._spares.clear()
+        self._sessions.clear()
+        self._starting.clear()
+
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -87,6 +87,7 @@ class FakeProvider:
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []  # each request's Authorization header, beside `requests`
         self.connections_closed = 0
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -128,9 +129,10 @@ class FakeProvider:
             self.served[name] = self.served.get(name, 0) + 1
             return self.scripts.get(name, Script()), self.served[name]
 
-    def record(self, body: dict[str, Any]) -> None:
+    def record(self, body: dict[str, Any], authorization: str | None = None) -> None:
         with self._lock:
             self.requests.append(body)
+            self.authorizations.append(authorization)
 
     def closed(self) -> None:
         with self._lock:
@@ -162,7 +164,7 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if not self.path.rstrip("/").endswith("/responses"):
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
-            provider.record(body)
+            provider.record(body, self.headers.get("Authorization"))
             self._body = body
             script, self._served = provider.pick(body)
             if script.status != 200:
