@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_version
+from app.codex_cli import CodexMissing, child_environment, codex_note, is_tested, locate_codex, probe_version
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
@@ -45,13 +45,19 @@ def check_codex(settings: Settings, home: Path) -> Check:
         env = {**child_environment(settings, home), **located.extra_env}
         binary = probe_version(located, env)
     except CodexMissing as exc:
-        return False, f"codex: {exc}. Fix: run `npm ci` in the repository, or set CODEX_PATH to the codex binary"
+        fix = "correct CODEX_PATH, or unset it to run the pinned Codex" if settings.codex_path else "run `make install`"
+        return False, f"codex: {exc}. Fix: {fix}"
+    note = codex_note(binary)
+    if not is_tested(binary):
+        return False, f"codex: {note}"
     if settings.codex_engine == "app-server":
         try:
             check_protocol(binary, env)
         except ProtocolDrift as exc:
             return False, f"codex: {exc}"
-    return True, f"codex: {binary.version} at {binary.path} ({settings.codex_engine} engine)"
+    if note:
+        return True, f"codex: {note} ({settings.codex_engine} engine)"
+    return True, f"codex: {binary.version} at {binary.path} (pinned; {settings.codex_engine} engine)"
 
 
 def check_login(settings: Settings, home: Path) -> Check:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_doctor_names_the_fix(provider: FakeProvider, tmp_path: Path) -> None:
     missing = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(remote), CODEX_PATH="/nope/codex", CODEX_LOCAL_ONLY="1")
     assert missing.returncode == 1
     failed = [line for line in missing.stdout.splitlines() if line.startswith("FAIL")]
-    assert any(line.startswith("FAIL codex") and "Fix: run `npm ci`" in line for line in failed)
+    assert any(line.startswith("FAIL codex") and "Fix: correct CODEX_PATH" in line for line in failed)
     assert any(line.startswith("FAIL provider") and "CODEX_LOCAL_ONLY=0" in line for line in failed)
     bad_dir = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(remote), CODEX_WORKDIR="/proc/no-such-dir")
     assert bad_dir.returncode == 1 and "FAIL settings" in bad_dir.stdout and "CODEX_WORKDIR" in bad_dir.stdout
@@ -114,6 +115,31 @@ def test_doctor_finds_a_busy_port(provider: FakeProvider, tmp_path: Path, gatewa
     port = gateway.base_url.rsplit(":", 1)[1]
     done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=port)
     assert done.returncode == 1 and "FAIL port" in done.stdout and "Fix: set PORT" in done.stdout
+
+
+def other_codex(tmp_path: Path) -> Path:
+    """A `codex` 0.120.0, as a globally installed Codex of another version is."""
+    fake = tmp_path / "other-bin" / "codex"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'codex-cli 0.120.0'\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_the_pinned_codex_runs_with_another_on_path(
+    start_gateway: StartGateway, provider: FakeProvider, tmp_path: Path
+) -> None:
+    fake = other_codex(tmp_path)
+    path = f"{fake.parent}:{os.environ['PATH']}"
+    gateway = start_gateway(PATH=path)
+    assert gateway.client().chat.completions.create(model=FAKE_MODEL, messages=HELLO).choices[0].message.content
+    assert "Codex 0.169.0 at " in gateway.log() and "(pinned, the tested version)" in gateway.log()
+    home = write_codex_home(tmp_path / "home", provider.base_url)
+    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PATH=path, PORT=str(free_port()))
+    assert "ok   codex: 0.169.0 at " in doctor.stdout and "(pinned; app-server engine)" in doctor.stdout
+    chosen = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), CODEX_PATH=str(fake), PORT=str(free_port()))
+    line = f"FAIL codex: Codex 0.120.0 at {fake} runs from CODEX_PATH: not the tested Codex 0.169.0 (package.json)"
+    assert line in chosen.stdout and chosen.returncode == 1
 
 
 def test_config_masks_secrets(tmp_path: Path) -> None:
