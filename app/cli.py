@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import json
 import os
 import socket
 import sys
+import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
+from app.api.health import SERVICE
 from app.codex_cli import CodexMissing, child_environment, codex_note, is_tested, locate_codex, probe_version
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
+from app.healthcheck import ready_url
 from app.http_guard import http_protocol
 from app.layout import check_layout
 from app.provider import ProviderResolver, read_config
@@ -94,12 +100,20 @@ def check_sandbox(settings: Settings, home: Path) -> Check:
         located = locate_codex(settings)
     except CodexMissing:
         return False, "sandbox: cannot tell without Codex (see the codex line)"
-    status = asyncio.run(probe_sandbox(located, {**child_environment(settings, home), **located.extra_env}))
+    note = ""
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-doctor-home-") as empty:
+        if not home.is_dir():  # Codex will not start without it; the gateway creates it before its own probe
+            note = f"; {home} does not exist yet (the gateway creates it), so the probe ran with an empty CODEX_HOME"
+        probe_home = home if home.is_dir() else Path(empty)
+        env = {**child_environment(settings, probe_home), **located.extra_env}
+        status = asyncio.run(probe_sandbox(located, env))
     if status.works:
-        return True, f"sandbox: works ({status.detail})"
+        return True, f"sandbox: works ({status.detail}){note}"
     if status.refuses(settings.codex_mode, settings.codex_sandbox_mode):
-        return False, f"sandbox: {status.reason()}"
-    return True, f"sandbox: not working ({status.detail}); the default mode needs none, agent requests are refused"
+        return False, f"sandbox: {status.reason()}{note}"
+    return True, (
+        f"sandbox: not working ({status.detail}); the default mode needs none, agent requests are refused{note}"
+    )
 
 
 def check_workdir(settings: Settings, _home: Path) -> Check:
@@ -123,8 +137,22 @@ def check_port(settings: Settings, _home: Path) -> Check:
         with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
             sock.bind(infos[0][4])
     except OSError as exc:
-        return False, f"port: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}). Fix: set PORT"
+        where = f"{settings.host}:{settings.port}"
+        health = ready_url({"HOST": settings.host, "PORT": str(settings.port)}, "/health")
+        if exc.errno == errno.EADDRINUSE and answers_as_gateway(health):
+            return True, f"port: {where} in use by this gateway (a running codex-wrapper answers /health there)"
+        return False, f"port: cannot listen on {where} ({exc.strerror or exc}). Fix: set PORT"
     return True, f"port: {settings.host}:{settings.port} free"
+
+
+def answers_as_gateway(url: str) -> bool:
+    """Whether a Codex-Wrapper answers GET /health at `url` (the port is busy with the gateway being checked)."""
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to this machine
+        with opener.open(url, timeout=3) as response:
+            return json.loads(response.read(4096)).get("service") == SERVICE
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_store(settings: Settings, _home: Path) -> Check:

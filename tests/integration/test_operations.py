@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -110,11 +111,32 @@ def test_doctor_names_the_fix(provider: FakeProvider, tmp_path: Path) -> None:
     assert bad_dir.returncode == 1 and "FAIL settings" in bad_dir.stdout and "CODEX_WORKDIR" in bad_dir.stdout
 
 
-def test_doctor_finds_a_busy_port(provider: FakeProvider, tmp_path: Path, gateway: RunningGateway) -> None:
+def test_doctor_knows_its_gateway_on_a_busy_port(
+    provider: FakeProvider, tmp_path: Path, gateway: RunningGateway
+) -> None:
     home = write_codex_home(tmp_path / "home", provider.base_url)
     port = gateway.base_url.rsplit(":", 1)[1]
-    done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=port)
-    assert done.returncode == 1 and "FAIL port" in done.stdout and "Fix: set PORT" in done.stdout
+    running = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=port)
+    assert f"ok   port: 127.0.0.1:{port} in use by this gateway" in running.stdout
+    with socket.socket() as other:  # something else holds the port: that is a conflict
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = str(other.getsockname()[1])
+        done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=taken)
+    assert done.returncode == 1 and f"FAIL port: cannot listen on 127.0.0.1:{taken}" in done.stdout
+    assert "Fix: set PORT" in done.stdout
+
+
+def test_doctor_on_a_fresh_machine_names_only_true_causes(provider: FakeProvider, tmp_path: Path) -> None:
+    """No ~/.codex yet (HOME empty): the sandbox works once the gateway creates it, so doctor must not blame it."""
+    fresh = tmp_path / "fresh-home"
+    fresh.mkdir()
+    done = run_cli("doctor", tmp_path, HOME=str(fresh), PORT=str(free_port()))
+    lines = {line.split(":")[0]: line for line in done.stdout.splitlines()}
+    assert lines["ok   sandbox"].startswith("ok   sandbox: works (a sandboxed command ran")
+    assert f"{fresh / '.codex'} does not exist yet (the gateway creates it)" in lines["ok   sandbox"]
+    assert f"FAIL login: no {fresh / '.codex' / 'auth.json'}" in lines["FAIL login"]
+    assert not (fresh / ".codex").exists()  # doctor changes nothing
 
 
 def other_codex(tmp_path: Path) -> Path:
