@@ -20,6 +20,7 @@ from app.api.health import SERVICE
 from app.codex_cli import CodexMissing, child_environment, codex_note, is_tested, locate_codex, probe_version
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
+from app.effective import lines as effective_lines
 from app.engines.protocol import ProtocolDrift, check_protocol
 from app.healthcheck import ready_url
 from app.http_guard import http_protocol
@@ -194,18 +195,8 @@ def doctor(settings: Settings) -> int:
 
 
 def config(settings: Settings) -> int:
-    """The effective settings, one KEY=value per line; secrets masked."""
-    for name in sorted(Settings.model_fields):
-        value = getattr(settings, name)
-        if name == "proxy_api_key":
-            value = f"*** ({len(settings.api_keys)} key{'s' if len(settings.api_keys) != 1 else ''})" if value else ""
-        elif name == "rate_limit_storage_uri":
-            value = masked_url(settings.rate_limit_storage) + ("" if value else " (unset: the default)")
-        elif name == "codex_store_url":
-            value = masked_url(value) if value else f"(unset: sqlite at {settings.codex_data_dir}/responses.sqlite3)"
-        elif isinstance(value, tuple):
-            value = ",".join(str(v) for v in value)
-        print(f"{name.upper()}={'' if value is None else value}")
+    """The effective settings, one KEY=value per line, usable as an env file; secrets only as comments."""
+    print("\n".join(effective_lines(settings)))
     return 0
 
 

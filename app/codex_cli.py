@@ -63,14 +63,6 @@ def _configured_path(settings: Settings, pinned: Path = PINNED_CODEX) -> tuple[P
     raise CodexMissing(f"no Codex binary: {pinned} is missing (run `make install`) and CODEX_PATH is unset")
 
 
-def configured_codex(settings: Settings) -> Path | None:
-    """The binary that would run, as CODEX_PATH or the fallback names it (for `config`); None when there is none."""
-    try:
-        return _configured_path(settings)[0]
-    except CodexMissing:
-        return None
-
-
 def _native_behind_npm_launcher(launcher: Path) -> CodexBinary | None:
     """The npm package's `bin/codex.js` only spawns a native binary; run that directly (~90 ms faster)."""
     real = launcher.resolve()

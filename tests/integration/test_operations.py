@@ -170,7 +170,38 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert "sk-one" not in done.stdout and "hunter2" not in done.stdout
-    assert "PROXY_API_KEY=*** (2 keys)" in done.stdout and "CODEX_SANDBOX_MODE=read-only" in done.stdout
+    assert "# PROXY_API_KEY=*** (2 keys)" in done.stdout and "CODEX_SANDBOX_MODE=read-only" in done.stdout
+    assert "# RATE_LIMIT_STORAGE_URI=redis://user:***@cache:6379/0" in done.stdout
+
+
+def test_config_prints_effective_values_as_an_env_file(tmp_path: Path) -> None:
+    home = tmp_path / "codex-home"
+    first = run_cli("config", tmp_path, CODEX_HOME=str(home), CODEX_ENV_FILE="tests/no-such.env", CODEX_API_DOCS="1")
+    assert first.returncode == 0, first.stderr
+    values = dict(line.split("=", 1) for line in first.stdout.splitlines() if not line.startswith("#"))
+    assert values["CODEX_CONFIG_DIR"] == str(home)  # the CODEX_HOME in effect
+    assert Path(values["CODEX_PATH"]).is_relative_to((REPO / "node_modules").resolve())  # the binary that would run
+    assert Path(values["CODEX_PATH"]).name == "codex" and "0.169.0" in subprocess.check_output(
+        [values["CODEX_PATH"], "--version"], text=True
+    )
+    assert values["CODEX_ALLOWED_HOSTS"] == "localhost,127.0.0.1,::1"  # the default applied (loopback, no key)
+    assert values["CODEX_ENV_FILE"] == str(REPO / "tests" / "no-such.env")  # absolute
+    assert values["CODEX_STORE_URL"] == str(tmp_path / "data" / "responses.sqlite3")
+    assert values["RATE_LIMIT_STORAGE_URI"] == "memory://"
+    assert values["CODEX_API_DOCS"] == "true" and values["CODEX_LOCAL_ONLY"] == "false"
+    from app.config import Settings
+
+    assert set(values) == {name.upper() for name in Settings.model_fields}
+    # pasted back as the only source of settings, it gives the same settings
+    env_file = tmp_path / "pasted.env"
+    env_file.write_text(first.stdout)
+    again = subprocess.run(
+        [sys.executable, "-m", "app", "config"], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**clean_environment(), "CODEX_ENV_FILE": str(env_file)},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    differ = set(first.stdout.splitlines()) ^ set(again.stdout.splitlines())
+    assert differ == {f"CODEX_ENV_FILE={values['CODEX_ENV_FILE']}", f"CODEX_ENV_FILE={env_file}"}
 
 
 def test_compose_file_names_both_services() -> None:
