@@ -89,8 +89,10 @@ def locate_codex(settings: Settings, pinned: Path = PINNED_CODEX) -> CodexBinary
 
 
 def is_tested(binary: CodexBinary) -> bool:
-    """Whether the Codex that runs has the version package.json pins (the one the gateway is tested with)."""
-    return binary.version == pinned_version()
+    """Whether the Codex that runs has the version package.json pins (the one the gateway is tested with); without
+    a package.json to compare with, there is nothing to say."""
+    pinned = pinned_version()
+    return not pinned or binary.version == pinned
 
 
 def codex_note(binary: CodexBinary) -> str:
@@ -106,7 +108,8 @@ def codex_note(binary: CodexBinary) -> str:
         running = f"Codex {binary.version} at {binary.path} runs {where}"
         return f"{running}: not the tested Codex {pinned} (package.json). Fix: {fix}"
     if binary.source == "PATH":
-        return f"Codex {binary.version} at {binary.path} runs {where}, the tested version. Fix: {fix}"
+        tested = ", the tested version" if pinned else ""
+        return f"Codex {binary.version} at {binary.path} runs {where}{tested}. Fix: {fix}"
     return ""
 
 

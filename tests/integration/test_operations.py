@@ -230,5 +230,6 @@ def test_dockerfile_runs_what_the_tests_run() -> None:
     text = "\n".join(lines)
     assert "npm ci" in text and "package-lock.json" in text and "USER codex" in text and "HEALTHCHECK" in text
     assert "HOST=0.0.0.0" in text
+    assert "COPY package.json ./" in text  # the pin, which startup and doctor compare the running Codex with
     makefile = (REPO / "Makefile").read_text()
     assert shlex.join(SERVE_COMMAND[1:]) in makefile  # `make run` too

@@ -56,3 +56,11 @@ def test_codex_path_of_another_version_is_named_untested(other_codex: Path) -> N
 def test_codex_path_of_the_pinned_version_is_quiet() -> None:
     binary = probe_version(locate_codex(Settings(_env_file=None, codex_path=str(PINNED_CODEX))), dict(os.environ))
     assert binary.source == "CODEX_PATH" and is_tested(binary) and codex_note(binary) == ""
+
+
+def test_without_a_pin_to_compare_nothing_is_called_untested(
+    other_codex: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("app.codex_cli.REPO_ROOT", tmp_path)  # no package.json
+    binary = probe_version(locate_codex(Settings(_env_file=None, codex_path=str(other_codex))), dict(os.environ))
+    assert pinned_version() == "" and is_tested(binary) and codex_note(binary) == ""
