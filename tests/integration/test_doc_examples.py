@@ -82,6 +82,8 @@ def test_every_marker_marks_a_block_and_the_japanese_doc_shows_as_many(doc: str)
         text = (REPO / name).read_text()
         assert text.count("<!-- example") == len(examples(name)) > 0, f"{name}: a marker not right before a ```"
         assert all(e.language in ("python", "sh") for e in examples(name)), f"{name}: examples are python or sh"
+        python = text.count("\n```python\n")
+        assert python == sum(e.language == "python" for e in examples(name)), f"{name}: a python block is no example"
     shown = [(e.kind, e.language, len(e.code.splitlines())) for e in examples(doc)]
     assert shown == [(e.kind, e.language, len(e.code.splitlines())) for e in examples(japanese)], japanese
 
