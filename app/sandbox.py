@@ -34,7 +34,7 @@ UNKNOWN_FIX = (
 )
 LEAK_FIX = "Fix: set CODEX_MODE=chat until Codex's read-only sandbox blocks writes here (run `codex sandbox` by hand)"
 # What bubblewrap and Codex's Linux sandbox say when namespaces, seccomp or Landlock are not allowed
-_NAMESPACE_SIGNS = ("bwrap", "namespace", "uid map", "landlock", "seccomp", "operation not permitted")
+_NAMESPACE_SIGNS = ("bwrap", "namespace", "uid map", "landlock", "seccomp")
 _BACKTRACE_LINE = re.compile(r"^(\d+: |at |Stack backtrace:|WARNING)")
 
 

@@ -42,3 +42,8 @@ def test_a_working_sandbox_and_a_write_that_went_through() -> None:
     assert judge(0, "sandbox-probe-ran\n", "", wrote=False).works
     leaked = judge(0, "sandbox-probe-ran\nsandbox-probe-wrote\n", "", wrote=True)
     assert not leaked.works and "went through" in leaked.detail and leaked.fix == LEAK_FIX
+
+
+def test_a_permission_error_elsewhere_is_not_blamed_on_bubblewrap() -> None:
+    status = judge(1, "", "Error: failed to open /home/me/.codex/log: Operation not permitted (os error 1)\n", False)
+    assert status.fix == UNKNOWN_FIX and "Operation not permitted" in status.detail
