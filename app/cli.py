@@ -64,7 +64,7 @@ def check_codex(settings: Settings, home: Path) -> Check:
             return False, f"codex: {exc}"
     if note:
         return True, f"codex: {note} ({settings.codex_engine} engine)"
-    return True, f"codex: {binary.version} at {binary.path} (pinned; {settings.codex_engine} engine)"
+    return True, f"codex: {binary.version} at {binary.path} ({binary.origin}; {settings.codex_engine} engine)"
 
 
 def check_login(settings: Settings, home: Path) -> Check:

@@ -38,6 +38,11 @@ class CodexBinary:
     version: str = ""
     source: str = "pinned"  # "pinned" (node_modules), "CODEX_PATH", or "PATH" (a fallback: no pinned install)
 
+    @property
+    def origin(self) -> str:
+        """Where it came from, for startup's and doctor's line: "pinned" or "from CODEX_PATH"/"from PATH"."""
+        return "pinned" if self.source == "pinned" else f"from {self.source}"
+
 
 def pinned_version() -> str:
     """The Codex version package.json pins: the one the gateway is tested with."""

@@ -70,7 +70,7 @@ def find_codex(settings: Settings, base_env: dict[str, str]) -> tuple[CodexBinar
     if note:
         log.warning(note)
     else:
-        log.info("Codex %s at %s (pinned, the tested version)", binary.version, binary.path)
+        log.info("Codex %s at %s (%s, the tested version)", binary.version, binary.path, binary.origin)
     if settings.codex_engine == "app-server":
         try:
             check_protocol(binary, env)
