@@ -36,6 +36,7 @@ COPY --from=codex /opt/codex /opt/codex
 COPY --from=python /opt/venv /opt/venv
 WORKDIR /app
 COPY app ./app
+COPY package.json ./
 COPY codex_profile/*.sample.* ./codex_profile/
 
 RUN useradd --create-home --uid 1000 codex \

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import json
 import os
 import socket
 import sys
+import tempfile
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
-from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_version
+from app.api.health import SERVICE
+from app.codex_cli import CodexMissing, child_environment, codex_note, is_tested, locate_codex, probe_version
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
+from app.effective import lines as effective_lines
 from app.engines.protocol import ProtocolDrift, check_protocol
+from app.healthcheck import ready_url
 from app.http_guard import http_protocol
 from app.layout import check_layout
 from app.login import not_logged_in, read_login
@@ -46,13 +53,19 @@ def check_codex(settings: Settings, home: Path) -> Check:
         env = {**child_environment(settings, home), **located.extra_env}
         binary = probe_version(located, env)
     except CodexMissing as exc:
-        return False, f"codex: {exc}. Fix: run `npm ci` in the repository, or set CODEX_PATH to the codex binary"
+        fix = "correct CODEX_PATH, or unset it to run the pinned Codex" if settings.codex_path else "run `make install`"
+        return False, f"codex: {exc}. Fix: {fix}"
+    note = codex_note(binary)
+    if not is_tested(binary):
+        return False, f"codex: {note}"
     if settings.codex_engine == "app-server":
         try:
             check_protocol(binary, env)
         except ProtocolDrift as exc:
             return False, f"codex: {exc}"
-    return True, f"codex: {binary.version} at {binary.path} ({settings.codex_engine} engine)"
+    if note:
+        return True, f"codex: {note} ({settings.codex_engine} engine)"
+    return True, f"codex: {binary.version} at {binary.path} ({binary.origin}; {settings.codex_engine} engine)"
 
 
 def check_login(settings: Settings, home: Path) -> Check:
@@ -95,12 +108,20 @@ def check_sandbox(settings: Settings, home: Path) -> Check:
         located = locate_codex(settings)
     except CodexMissing:
         return False, "sandbox: cannot tell without Codex (see the codex line)"
-    status = asyncio.run(probe_sandbox(located, {**child_environment(settings, home), **located.extra_env}))
+    note = ""
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-doctor-home-") as empty:
+        if not home.is_dir():  # Codex will not start without it; the gateway creates it before its own probe
+            note = f"; {home} does not exist yet (the gateway creates it), so the probe ran with an empty CODEX_HOME"
+        probe_home = home if home.is_dir() else Path(empty)
+        env = {**child_environment(settings, probe_home), **located.extra_env}
+        status = asyncio.run(probe_sandbox(located, env))
     if status.works:
-        return True, f"sandbox: works ({status.detail})"
+        return True, f"sandbox: works ({status.detail}){note}"
     if status.refuses(settings.codex_mode, settings.codex_sandbox_mode):
-        return False, f"sandbox: {status.reason()}"
-    return True, f"sandbox: not working ({status.detail}); the default mode needs none, agent requests are refused"
+        return False, f"sandbox: {status.reason()}{note}"
+    return True, (
+        f"sandbox: not working ({status.detail}); the default mode needs none, agent requests are refused{note}"
+    )
 
 
 def check_workdir(settings: Settings, _home: Path) -> Check:
@@ -124,8 +145,22 @@ def check_port(settings: Settings, _home: Path) -> Check:
         with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
             sock.bind(infos[0][4])
     except OSError as exc:
-        return False, f"port: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}). Fix: set PORT"
+        where = f"{settings.host}:{settings.port}"
+        health = ready_url({"HOST": settings.host, "PORT": str(settings.port)}, "/health")
+        if exc.errno == errno.EADDRINUSE and answers_as_gateway(health):
+            return True, f"port: {where} in use by this gateway (a running codex-wrapper answers /health there)"
+        return False, f"port: cannot listen on {where} ({exc.strerror or exc}). Fix: set PORT"
     return True, f"port: {settings.host}:{settings.port} free"
+
+
+def answers_as_gateway(url: str) -> bool:
+    """Whether a Codex-Wrapper answers GET /health at `url` (the port is busy with the gateway being checked)."""
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to this machine
+        with opener.open(url, timeout=3) as response:
+            return json.loads(response.read(4096)).get("service") == SERVICE
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_store(settings: Settings, _home: Path) -> Check:
@@ -167,18 +202,8 @@ def doctor(settings: Settings) -> int:
 
 
 def config(settings: Settings) -> int:
-    """The effective settings, one KEY=value per line; secrets masked."""
-    for name in sorted(Settings.model_fields):
-        value = getattr(settings, name)
-        if name == "proxy_api_key":
-            value = f"*** ({len(settings.api_keys)} key{'s' if len(settings.api_keys) != 1 else ''})" if value else ""
-        elif name == "rate_limit_storage_uri":
-            value = masked_url(settings.rate_limit_storage) + ("" if value else " (unset: the default)")
-        elif name == "codex_store_url":
-            value = masked_url(value) if value else f"(unset: sqlite at {settings.codex_data_dir}/responses.sqlite3)"
-        elif isinstance(value, tuple):
-            value = ",".join(str(v) for v in value)
-        print(f"{name.upper()}={'' if value is None else value}")
+    """The effective settings, one KEY=value per line, usable as an env file; secrets only as comments."""
+    print("\n".join(effective_lines(settings)))
     return 0
 
 

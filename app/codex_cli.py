@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -23,6 +24,7 @@ _TRIPLES = {
 
 
 _GROUP_EXIT_WAIT = 3.0  # seconds a SIGKILLed group may take to be gone (a ~300 MB binary unmapping)
+PINNED_CODEX = REPO_ROOT / "node_modules" / ".bin" / "codex"  # what `make install` (npm ci) installs
 
 
 class CodexMissing(Exception):
@@ -36,21 +38,36 @@ class CodexBinary:
     path: Path
     extra_env: dict[str, str]
     version: str = ""
+    source: str = "pinned"  # "pinned" (node_modules), "CODEX_PATH", or "PATH" (a fallback: no pinned install)
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, for startup's and doctor's line: "pinned" or "from CODEX_PATH"/"from PATH"."""
+        return "pinned" if self.source == "pinned" else f"from {self.source}"
 
 
-def _configured_path(settings: Settings) -> Path:
+def pinned_version() -> str:
+    """The Codex version package.json pins: the one the gateway is tested with."""
+    try:
+        pins = json.loads((REPO_ROOT / "package.json").read_text())["dependencies"]
+        return str(pins["@openai/codex"]).lstrip("=^~ ")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _configured_path(settings: Settings, pinned: Path = PINNED_CODEX) -> tuple[Path, str]:
+    """CODEX_PATH if set, else the pinned install, else (untested) `codex` on PATH; and which one it is."""
     if settings.codex_path:
         found = shutil.which(settings.codex_path)
         if not found:
             raise CodexMissing(f"CODEX_PATH={settings.codex_path!r} is not an executable file")
-        return Path(found)
+        return Path(found), "CODEX_PATH"
+    if pinned.exists():
+        return pinned, "pinned"
     on_path = shutil.which("codex")
     if on_path:
-        return Path(on_path)
-    local = REPO_ROOT / "node_modules" / ".bin" / "codex"
-    if local.exists():
-        return local
-    raise CodexMissing("no Codex binary: set CODEX_PATH, put `codex` on PATH, or run `npm ci` in the repo")
+        return Path(on_path), "PATH"
+    raise CodexMissing(f"no Codex binary: {pinned} is missing (run `make install`) and CODEX_PATH is unset")
 
 
 def _native_behind_npm_launcher(launcher: Path) -> CodexBinary | None:
@@ -71,10 +88,36 @@ def _native_behind_npm_launcher(launcher: Path) -> CodexBinary | None:
     return None
 
 
-def locate_codex(settings: Settings) -> CodexBinary:
-    """CODEX_PATH if set, else `codex` on PATH, else the repo's node_modules/.bin/codex."""
-    path = _configured_path(settings)
-    return _native_behind_npm_launcher(path) or CodexBinary(path, {})
+def locate_codex(settings: Settings, pinned: Path = PINNED_CODEX) -> CodexBinary:
+    """CODEX_PATH if set, else the repo's node_modules/.bin/codex (pinned), else `codex` on PATH."""
+    path, source = _configured_path(settings, pinned)
+    found = _native_behind_npm_launcher(path) or CodexBinary(path, {})
+    return CodexBinary(found.path, found.extra_env, source=source)
+
+
+def is_tested(binary: CodexBinary) -> bool:
+    """Whether the Codex that runs has the version package.json pins (the one the gateway is tested with); without
+    a package.json to compare with, there is nothing to say."""
+    pinned = pinned_version()
+    return not pinned or binary.version == pinned
+
+
+def codex_note(binary: CodexBinary) -> str:
+    """What startup and doctor say about a Codex other than the pinned install (empty for the pinned one)."""
+    pinned = pinned_version()
+    if binary.source == "PATH":
+        where, fix = f"from PATH ({PINNED_CODEX} is missing)", "run `make install` (npm ci)"
+    elif binary.source == "CODEX_PATH":
+        where, fix = "from CODEX_PATH", f"unset CODEX_PATH to run the pinned one, or point it at a Codex {pinned}"
+    else:
+        where, fix = "from node_modules", "run `make install` (npm ci)"
+    if not is_tested(binary):
+        running = f"Codex {binary.version} at {binary.path} runs {where}"
+        return f"{running}: not the tested Codex {pinned} (package.json). Fix: {fix}"
+    if binary.source == "PATH":
+        tested = ", the tested version" if pinned else ""
+        return f"Codex {binary.version} at {binary.path} runs {where}{tested}. Fix: {fix}"
+    return ""
 
 
 def probe_version(binary: CodexBinary, env: dict[str, str]) -> CodexBinary:
@@ -88,7 +131,7 @@ def probe_version(binary: CodexBinary, env: dict[str, str]) -> CodexBinary:
     if done.returncode != 0:
         raise CodexMissing(f"{binary.path} --version failed: {done.stderr.decode(errors='replace').strip()[:200]}")
     version = done.stdout.decode(errors="replace").strip().removeprefix("codex-cli ").strip()
-    return CodexBinary(binary.path, binary.extra_env, version)
+    return CodexBinary(binary.path, binary.extra_env, version, binary.source)
 
 
 def gateway_variable_names() -> set[str]:

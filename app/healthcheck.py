@@ -15,12 +15,13 @@ import urllib.request
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
-def ready_url(env: dict[str, str]) -> str:
+def ready_url(env: dict[str, str], path: str = "/ready") -> str:
+    """The URL of `path` on the gateway that HOST and PORT in `env` describe (a wildcard HOST: loopback)."""
     host = env.get("HOST", "127.0.0.1").strip()
     host = _WILDCARDS.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{env.get('PORT', '8000').strip() or '8000'}/ready"
+    return f"http://{host}:{env.get('PORT', '8000').strip() or '8000'}{path}"
 
 
 def check(url: str, timeout: float = 4.0) -> tuple[bool, str]:

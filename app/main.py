@@ -18,7 +18,7 @@ from app.api import chat, health, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import Catalog, discover
-from app.codex_cli import CodexBinary, CodexMissing, child_environment, locate_codex, probe_version
+from app.codex_cli import CodexBinary, CodexMissing, child_environment, codex_note, locate_codex, probe_version
 from app.codex_home import codex_home_path, prepare_codex_home
 from app.config import ConfigError, Settings, load_settings
 from app.engines.app_server import AppServerEngine
@@ -67,7 +67,11 @@ def find_codex(settings: Settings, base_env: dict[str, str]) -> tuple[CodexBinar
     except CodexMissing as exc:
         log.warning("Codex is not available: %s", exc)
         return None, base_env, str(exc)
-    log.info("Codex %s at %s", binary.version, binary.path)
+    note = codex_note(binary)
+    if note:
+        log.warning(note)
+    else:
+        log.info("Codex %s at %s (%s, the tested version)", binary.version, binary.path, binary.origin)
     if settings.codex_engine == "app-server":
         try:
             check_protocol(binary, env)

@@ -21,9 +21,12 @@ from app.login import Login
 router = APIRouter()
 
 
+SERVICE = "codex-wrapper"  # in /health, so `doctor` knows its own gateway on a busy port
+
+
 @router.get("/health")
 async def health() -> dict[str, Any]:
-    return {"status": "ok"}
+    return {"status": "ok", "service": SERVICE}
 
 
 def key_holder(request: Request) -> bool:

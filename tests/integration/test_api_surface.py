@@ -49,7 +49,7 @@ def test_unknown_model_is_a_404(gateway: RunningGateway) -> None:
 
 def test_health_and_ready(gateway: RunningGateway) -> None:
     with gateway.http() as http:
-        assert http.get("/health").json() == {"status": "ok"}
+        assert http.get("/health").json() == {"status": "ok", "service": "codex-wrapper"}
         ready = http.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["codex_version"] == "0.169.0"

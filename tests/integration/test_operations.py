@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -103,17 +105,63 @@ def test_doctor_names_the_fix(provider: FakeProvider, tmp_path: Path) -> None:
     missing = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(remote), CODEX_PATH="/nope/codex", CODEX_LOCAL_ONLY="1")
     assert missing.returncode == 1
     failed = [line for line in missing.stdout.splitlines() if line.startswith("FAIL")]
-    assert any(line.startswith("FAIL codex") and "Fix: run `npm ci`" in line for line in failed)
+    assert any(line.startswith("FAIL codex") and "Fix: correct CODEX_PATH" in line for line in failed)
     assert any(line.startswith("FAIL provider") and "CODEX_LOCAL_ONLY=0" in line for line in failed)
     bad_dir = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(remote), CODEX_WORKDIR="/proc/no-such-dir")
     assert bad_dir.returncode == 1 and "FAIL settings" in bad_dir.stdout and "CODEX_WORKDIR" in bad_dir.stdout
 
 
-def test_doctor_finds_a_busy_port(provider: FakeProvider, tmp_path: Path, gateway: RunningGateway) -> None:
+def test_doctor_knows_its_gateway_on_a_busy_port(
+    provider: FakeProvider, tmp_path: Path, gateway: RunningGateway
+) -> None:
     home = write_codex_home(tmp_path / "home", provider.base_url)
     port = gateway.base_url.rsplit(":", 1)[1]
-    done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=port)
-    assert done.returncode == 1 and "FAIL port" in done.stdout and "Fix: set PORT" in done.stdout
+    running = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=port)
+    assert f"ok   port: 127.0.0.1:{port} in use by this gateway" in running.stdout
+    with socket.socket() as other:  # something else holds the port: that is a conflict
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = str(other.getsockname()[1])
+        done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=taken)
+    assert done.returncode == 1 and f"FAIL port: cannot listen on 127.0.0.1:{taken}" in done.stdout
+    assert "Fix: set PORT" in done.stdout
+
+
+def test_doctor_on_a_fresh_machine_names_only_true_causes(provider: FakeProvider, tmp_path: Path) -> None:
+    """No ~/.codex yet (HOME empty): the sandbox works once the gateway creates it, so doctor must not blame it."""
+    fresh = tmp_path / "fresh-home"
+    fresh.mkdir()
+    done = run_cli("doctor", tmp_path, HOME=str(fresh), PORT=str(free_port()))
+    lines = {line.split(":")[0]: line for line in done.stdout.splitlines()}
+    assert lines["ok   sandbox"].startswith("ok   sandbox: works (a sandboxed command ran")
+    assert f"{fresh / '.codex'} does not exist yet (the gateway creates it)" in lines["ok   sandbox"]
+    assert f"FAIL login: no {fresh / '.codex' / 'auth.json'}" in lines["FAIL login"]
+    assert not (fresh / ".codex").exists()  # doctor changes nothing
+
+
+def other_codex(tmp_path: Path) -> Path:
+    """A `codex` 0.120.0, as a globally installed Codex of another version is."""
+    fake = tmp_path / "other-bin" / "codex"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'codex-cli 0.120.0'\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_the_pinned_codex_runs_with_another_on_path(
+    start_gateway: StartGateway, provider: FakeProvider, tmp_path: Path
+) -> None:
+    fake = other_codex(tmp_path)
+    path = f"{fake.parent}:{os.environ['PATH']}"
+    gateway = start_gateway(PATH=path)
+    assert gateway.client().chat.completions.create(model=FAKE_MODEL, messages=HELLO).choices[0].message.content
+    assert "Codex 0.169.0 at " in gateway.log() and "(pinned, the tested version)" in gateway.log()
+    home = write_codex_home(tmp_path / "home", provider.base_url)
+    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PATH=path, PORT=str(free_port()))
+    assert "ok   codex: 0.169.0 at " in doctor.stdout and "(pinned; app-server engine)" in doctor.stdout
+    chosen = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), CODEX_PATH=str(fake), PORT=str(free_port()))
+    line = f"FAIL codex: Codex 0.120.0 at {fake} runs from CODEX_PATH: not the tested Codex 0.169.0 (package.json)"
+    assert line in chosen.stdout and chosen.returncode == 1
 
 
 def test_config_masks_secrets(tmp_path: Path) -> None:
@@ -122,7 +170,38 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert "sk-one" not in done.stdout and "hunter2" not in done.stdout
-    assert "PROXY_API_KEY=*** (2 keys)" in done.stdout and "CODEX_SANDBOX_MODE=read-only" in done.stdout
+    assert "# PROXY_API_KEY=*** (2 keys)" in done.stdout and "CODEX_SANDBOX_MODE=read-only" in done.stdout
+    assert "# RATE_LIMIT_STORAGE_URI=redis://user:***@cache:6379/0" in done.stdout
+
+
+def test_config_prints_effective_values_as_an_env_file(tmp_path: Path) -> None:
+    home = tmp_path / "codex-home"
+    first = run_cli("config", tmp_path, CODEX_HOME=str(home), CODEX_ENV_FILE="tests/no-such.env", CODEX_API_DOCS="1")
+    assert first.returncode == 0, first.stderr
+    values = dict(line.split("=", 1) for line in first.stdout.splitlines() if not line.startswith("#"))
+    assert values["CODEX_CONFIG_DIR"] == str(home)  # the CODEX_HOME in effect
+    assert Path(values["CODEX_PATH"]).is_relative_to((REPO / "node_modules").resolve())  # the binary that would run
+    assert Path(values["CODEX_PATH"]).name == "codex" and "0.169.0" in subprocess.check_output(
+        [values["CODEX_PATH"], "--version"], text=True
+    )
+    assert values["CODEX_ALLOWED_HOSTS"] == "localhost,127.0.0.1,::1"  # the default applied (loopback, no key)
+    assert values["CODEX_ENV_FILE"] == str(REPO / "tests" / "no-such.env")  # absolute
+    assert values["CODEX_STORE_URL"] == str(tmp_path / "data" / "responses.sqlite3")
+    assert values["RATE_LIMIT_STORAGE_URI"] == "memory://"
+    assert values["CODEX_API_DOCS"] == "true" and values["CODEX_LOCAL_ONLY"] == "false"
+    from app.config import Settings
+
+    assert set(values) == {name.upper() for name in Settings.model_fields}
+    # pasted back as the only source of settings, it gives the same settings
+    env_file = tmp_path / "pasted.env"
+    env_file.write_text(first.stdout)
+    again = subprocess.run(
+        [sys.executable, "-m", "app", "config"], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**clean_environment(), "CODEX_ENV_FILE": str(env_file)},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    differ = set(first.stdout.splitlines()) ^ set(again.stdout.splitlines())
+    assert differ == {f"CODEX_ENV_FILE={values['CODEX_ENV_FILE']}", f"CODEX_ENV_FILE={env_file}"}
 
 
 def test_compose_file_names_both_services() -> None:
@@ -151,5 +230,6 @@ def test_dockerfile_runs_what_the_tests_run() -> None:
     text = "\n".join(lines)
     assert "npm ci" in text and "package-lock.json" in text and "USER codex" in text and "HEALTHCHECK" in text
     assert "HOST=0.0.0.0" in text
+    assert "COPY package.json ./" in text  # the pin, which startup and doctor compare the running Codex with
     makefile = (REPO / "Makefile").read_text()
     assert shlex.join(SERVE_COMMAND[1:]) in makefile  # `make run` too
