@@ -72,6 +72,13 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]  # JSON Schema of the arguments object
     strict: bool = False  # the arguments must match `parameters`
+    namespace: str | None = None  # a Responses `namespace` tool's (then `name` is "namespace.own_name")
+    custom: bool = False  # a Responses `custom` tool: one string argument `input` (app/api/tool_shapes.py)
+
+    @property
+    def own_name(self) -> str:
+        """The name inside its namespace."""
+        return self.name[len(self.namespace) + 1 :] if self.namespace else self.name
 
 
 @dataclass(frozen=True)
