@@ -138,13 +138,19 @@ def test_gpt_5_5_round_trips_the_freeform_apply_patch(
     assert [json.loads(item["arguments"]).get("input") for item in replayed][-1] == PATCH
 
 
+def nested(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A code-mode model's call of a client tool: Codex's own `exec` running JavaScript that calls it."""
+    source = f"const r = await tools.{wire_name(tool)}({json.dumps(arguments)}); text(JSON.stringify(r));"
+    return {"name": "exec", "namespace": "functions", "input": source}
+
+
 def test_gpt_6_sol_tools_of_additional_tools_items(
     cli_gateway: RunningGateway, provider: FakeProvider, tmp_path: Path
 ) -> None:
-    sleep = {"name": wire_name("clock.sleep"), "arguments": json.dumps({"duration_ms": 1})}
-    code = {"name": wire_name("functions.exec"), "arguments": json.dumps({"input": 'text("from-js")'})}
-    _, turn1, turn2 = run_family("gpt-6-sol", [[sleep], [code]], tmp_path, cli_gateway, provider)
-    assert {wire_name("functions.exec"), wire_name("clock.sleep")} <= offered(turn1[0])
+    """gpt-6-sol's tools come in an additional_tools item (namespaces, a custom `exec`); the gateway's Codex,
+    itself in code mode for this model, offers them inside its `exec` JavaScript tool."""
+    calls = [[nested("clock.sleep", {"duration_ms": 1})], [nested("functions.exec", {"input": 'text("from-js")'})]]
+    _, turn1, turn2 = run_family("gpt-6-sol", calls, tmp_path, cli_gateway, provider)
     results = outputs(turn1[-1])
     assert len(results) == 2 and "from-js" in results[1]
     assert len(outputs(turn2[-1])) == 2
