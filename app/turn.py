@@ -113,6 +113,7 @@ class Turn:
     tool_choice: ToolChoice = ToolChoice()
     parallel_tool_calls: bool = True
     verbosity: str | None = None  # low | medium | high (Codex's model_verbosity); None: config.toml decides
+    web_search: str | None = None  # cached | live (Codex's `web_search`), for a Responses web_search tool; None: as is
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,14 @@ class Failed:
     message: str
 
 
-TurnEvent = TextDelta | ReasoningDelta | ToolCall | UsageReport | Completed | Failed
+@dataclass(frozen=True)
+class WebSearch:
+    """A web search the model ran (a hosted tool: the provider searches), as the Responses `action` shapes it."""
+
+    action: dict[str, Any]
+
+
+TurnEvent = TextDelta | ReasoningDelta | ToolCall | WebSearch | UsageReport | Completed | Failed
 TERMINAL = (Completed, Failed)
 
 

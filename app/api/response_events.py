@@ -8,7 +8,7 @@ from typing import Any
 
 from app.api.tool_shapes import custom_input
 from app.errors import ApiError, failure_error
-from app.turn import Failed, ToolCall, ToolSpec, Usage
+from app.turn import Failed, ToolCall, ToolSpec, Usage, WebSearch
 
 
 def new_id(prefix: str) -> str:
@@ -176,6 +176,21 @@ class ResponseBuilder:
         item[field] = value
         if "status" in item:
             item["status"] = "completed"
+        self.output.append(item)
+        events.append(self._event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    def on_web_search(self, search: WebSearch) -> list[dict[str, Any]]:
+        """A web search the model ran, as a `web_search_call` item with its in_progress, searching and completed
+        events (it is over when Codex reports it)."""
+        events = self._close_item()
+        index = len(self.output)
+        item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress", "action": search.action}
+        ids = {"item_id": item["id"], "output_index": index}
+        events.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
+        for step in ("in_progress", "searching", "completed"):
+            events.append(self._event(f"response.web_search_call.{step}", **ids))
+        item["status"] = "completed"
         self.output.append(item)
         events.append(self._event("response.output_item.done", output_index=index, item=item))
         return events

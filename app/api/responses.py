@@ -37,6 +37,7 @@ from app.turn import (
     TurnEvent,
     Usage,
     UsageReport,
+    WebSearch,
 )
 
 router = APIRouter()
@@ -148,6 +149,8 @@ def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) ->
         return builder.on_text(event.text)
     if isinstance(event, ToolCall):
         return builder.on_tool_call(event)
+    if isinstance(event, WebSearch):
+        return builder.on_web_search(event)
     if isinstance(event, ReasoningDelta):
         return builder.on_reasoning(event.text) if rules.show_reasoning else []
     if isinstance(event, UsageReport):

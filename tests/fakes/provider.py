@@ -41,6 +41,7 @@ class Script:
     call_text: list[str] = field(default_factory=list)  # said (as deltas) before a round's calls
     argument_chunks: int = 1  # streamed argument deltas per call
     calls_from_request: int = 0  # answer with plain `deltas` (no calls) for this many requests first
+    web_search: dict[str, Any] | None = None  # an `action`: the final answer is preceded by this web_search_call
     input_tokens: int = 11
     cached_tokens: int = 3
     output_tokens: int = 7
@@ -217,9 +218,13 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             elif script.tool_call and not tool_outputs(self._body):
                 self._tool_call(script, index)
                 index += 1
-            elif not self._message(script, index):
-                self.close_connection = True
-                return
+            else:
+                if script.web_search:
+                    self._web_search(script.web_search, index)
+                    index += 1
+                if not self._message(script, index):
+                    self.close_connection = True
+                    return
             usage = {
                 "input_tokens": script.input_tokens,
                 "input_tokens_details": {"cached_tokens": script.cached_tokens},
@@ -294,6 +299,16 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self._send({"type": "response.function_call_arguments.done", **done}, 0)
             item = {**item, "arguments": arguments, "status": "completed"}
             self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
+
+        def _web_search(self, action: dict[str, Any], index: int) -> None:
+            """A hosted web search as OpenAI streams it (the answer follows)."""
+            item = {"type": "web_search_call", "id": f"ws_{index}", "status": "in_progress", "action": action}
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            for step in ("in_progress", "searching", "completed"):
+                event = {"type": f"response.web_search_call.{step}", "item_id": item["id"], "output_index": index}
+                self._send(event, 0)
+            done = {**item, "status": "completed"}
+            self._send({"type": "response.output_item.done", "output_index": index, "item": done}, 0)
 
         def _custom_call(self, call: dict[str, Any], call_id: str, index: int) -> None:
             """A custom tool's call: added (no input), the input as one delta, done."""
