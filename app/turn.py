@@ -73,7 +73,11 @@ class ToolSpec:
     parameters: dict[str, Any]  # JSON Schema of the arguments object
     strict: bool = False  # the arguments must match `parameters`
     namespace: str | None = None  # a Responses `namespace` tool's (then `name` is "namespace.own_name")
-    custom: bool = False  # a Responses `custom` tool: one string argument `input` (app/api/tool_shapes.py)
+    kind: str = "function"  # Responses: function, custom (one string argument `input`) or tool_search (tool_shapes.py)
+
+    @property
+    def custom(self) -> bool:
+        return self.kind == "custom"
 
     @property
     def own_name(self) -> str:

@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any
 
-from app.api.tool_shapes import custom_input
+from app.api.tool_shapes import custom_input, tool_search_arguments
 from app.errors import ApiError, failure_error
 from app.turn import Failed, ToolCall, ToolSpec, Usage, WebSearch
 
@@ -159,6 +159,8 @@ class ResponseBuilder:
         index = len(self.output)
         spec = self._specs.get(call.name)
         named = {"name": spec.own_name, "namespace": spec.namespace} if spec and spec.namespace else {"name": call.name}
+        if spec is not None and spec.kind == "tool_search":
+            return [*events, *self._tool_search(call, index)]
         if spec is not None and spec.custom:
             text = custom_input(call.arguments)
             item = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call.call_id, "input": "", **named}
@@ -180,6 +182,17 @@ class ResponseBuilder:
         events.append(self._event("response.output_item.done", output_index=index, item=item))
         return events
 
+    def _tool_search(self, call: ToolCall, index: int) -> list[dict[str, Any]]:
+        """A client-run tool search's call: a `tool_search_call` item, added and done."""
+        item = {
+            "id": new_id("tsc"), "type": "tool_search_call", "call_id": call.call_id, "execution": "client",
+            "arguments": tool_search_arguments(call.arguments), "status": "in_progress",
+        }  # fmt: skip
+        added = self._event("response.output_item.added", output_index=index, item=dict(item))
+        item["status"] = "completed"
+        self.output.append(item)
+        return [added, self._event("response.output_item.done", output_index=index, item=item)]
+
     def on_web_search(self, search: WebSearch) -> list[dict[str, Any]]:
         """A web search the model ran, as a `web_search_call` item with its in_progress, searching and completed
         events (it is over when Codex reports it)."""
@@ -198,7 +211,7 @@ class ResponseBuilder:
     def complete(self, usage: Usage) -> list[dict[str, Any]]:
         events = self._close_item()
         if not any(
-            item["type"] in ("message", "function_call", "custom_tool_call") for item in self.output
+            item["type"] in ("message", "function_call", "custom_tool_call", "tool_search_call") for item in self.output
         ):  # an empty answer is still a message
             events += self._open_item("message") + self._close_item()
         self.status, self.usage = "completed", usage

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.api.tool_shapes import custom_arguments, qualified
+from app.api.tool_shapes import TOOL_SEARCH, custom_arguments, loaded_tools, qualified
 from app.errors import invalid
 from app.turn import Item, ToolCall, ToolOutput
 
@@ -98,6 +98,10 @@ def responses_item(item: dict[str, Any], where: str) -> ToolCall | ToolOutput:
     its qualified name, as its tool is: app/api/tool_shapes.py)."""
     call_id = _string(item.get("call_id"), f"{where}.call_id")
     kind = item.get("type")
+    if kind == "tool_search_call":
+        return ToolCall(call_id, TOOL_SEARCH, json.dumps(item.get("arguments") or {}))
+    if kind == "tool_search_output":
+        return ToolOutput(call_id, loaded_tools(item.get("tools")))
     if kind in ("function_call", "custom_tool_call"):
         namespace = item.get("namespace")
         if namespace is not None and not isinstance(namespace, str):

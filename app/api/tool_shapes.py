@@ -7,8 +7,10 @@ the function definitions the gateway offers its Codex (app/api/tools.py reads th
   comes back with `namespace` and the tool's own name.
 - `additional_tools` input items (and the tools a `tool_search_output` item loaded): offered as if in `tools`
   (a later definition of the same name replaces an earlier one, as a conversation adds tools turn by turn).
-- `defer_loading`: the tool is offered at once (there is no tool search here), named as adjusted.
-- `tool_search`: ignored and named (its deferred tools are offered directly).
+- `tool_search` run by the client (`execution: "client"`, as the Codex CLI sends it): offered as a function (its
+  `parameters`); a call comes back as a `tool_search_call` item, which the client runs, and the tools of its
+  `tool_search_output` are offered from then on. Run by the server: there is no server-side search here, so it is
+  ignored and named; tools with `defer_loading` are offered at once, named as adjusted.
 - `web_search`: kept for app/api/web_search.py, which decides whether the turn searches the web.
 """
 
@@ -24,6 +26,8 @@ CUSTOM_INPUT = "input"  # the one parameter of a custom tool's function
 MAX_GRAMMAR_SHOWN = 16 * 1024  # characters of a grammar shown to the model; a longer one is cut
 WEB_SEARCH_TYPES = ("web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11")
 TOOL_ITEMS = ("additional_tools", "tool_search_output")  # input items whose tools are offered
+TOOL_SEARCH = "tool_search"
+SEARCH_PARAMETERS = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Entry:
     raw: dict[str, Any]
     where: str
     namespace: str | None = None
-    custom: bool = False
+    kind: str = "function"  # function | custom | tool_search
 
 
 @dataclass
@@ -117,7 +121,30 @@ def _custom(raw: dict[str, Any], where: str, namespace: str | None, offered: Off
         "parameters": parameters,
         "strict": True,  # the call must carry a string, which the gateway turns back into the input
     }
-    return Entry(function, where, namespace, custom=True)
+    return Entry(function, where, namespace, "custom")
+
+
+def _tool_search(raw: dict[str, Any], where: str) -> Entry:
+    """A client-run tool search as the function `tool_search` (its parameters, or a query string)."""
+    description = raw.get("description") or "Search for more tools to load by what they do."
+    parameters = raw.get("parameters") if raw.get("parameters") is not None else SEARCH_PARAMETERS
+    function = {"name": TOOL_SEARCH, "description": description, "parameters": parameters, "strict": False}
+    return Entry(function, where, None, "tool_search")
+
+
+def tool_search_arguments(arguments: str) -> dict[str, Any]:
+    """A tool search call's `arguments` object (the model's text kept under `query` when it is not one)."""
+    try:
+        value = json.loads(arguments)
+    except json.JSONDecodeError:
+        return {"query": arguments}
+    return value if isinstance(value, dict) else {"query": arguments}
+
+
+def loaded_tools(tools: Any) -> str:
+    """What a tool search's output tells the model it sees: the tools it loaded (which are offered from then on)."""
+    names = [str(tool.get("name")) for tool in tools if isinstance(tool, dict)] if isinstance(tools, list) else []
+    return f"Loaded tools: {', '.join(names)}." if names else "No tools found."
 
 
 def _function(raw: dict[str, Any], where: str, namespace: str | None) -> Entry:
@@ -155,8 +182,10 @@ def _read(raw: Any, where: str, offered: Offered, namespace: str | None = None) 
         inner = (_read(tool, f"{where}.tools[{index}]", offered, name) for index, tool in enumerate(tools))
         return [entry for entries in inner for entry in entries]
     if namespace is None and kind == "tool_search":
-        offered.note(offered.ignored, "tools.tool_search")
-        return []
+        if raw.get("execution") != "client":
+            offered.note(offered.ignored, "tools.tool_search")
+            return []
+        return [_tool_search(raw, where)]
     if namespace is None and kind in WEB_SEARCH_TYPES:
         offered.web_search, offered.web_search_param = raw, where
         return []

@@ -194,7 +194,7 @@ def responses_tools(extra: dict[str, Any], items: Any = None) -> ToolRequest:
         if any(known.name == spec.name for known in specs):
             message = f"Duplicate function name in 'tools': {spec.name!r}."
             raise invalid(message, param=entry.where, code="invalid_value")
-        specs.append(replace(spec, namespace=entry.namespace, custom=entry.custom))
+        specs.append(replace(spec, namespace=entry.namespace, kind=entry.kind))
     raw_choice = extra.get("tool_choice")
     mode, names = "auto", None
     if isinstance(raw_choice, str):

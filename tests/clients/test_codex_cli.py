@@ -122,16 +122,17 @@ def test_custom_provider_model_round_trips_exec_command_and_resumes(
     assert any("from-exec" in output for output in outputs(turn2[-1]))  # turn 2 replays turn 1's call
 
 
-def test_gpt_5_5_round_trips_the_freeform_apply_patch(
+def test_gpt_5_5_round_trips_tool_search_and_the_freeform_apply_patch(
     cli_gateway: RunningGateway, provider: FakeProvider, tmp_path: Path
 ) -> None:
     patch = {"name": wire_name("apply_patch"), "arguments": json.dumps({"input": PATCH})}
-    workspace, turn1, turn2 = run_family(
-        "gpt-5.5", [[exec_call("echo from-exec | tee exec.txt")], [patch]], tmp_path, cli_gateway, provider
-    )
+    search = {"name": wire_name("tool_search"), "arguments": json.dumps({"query": "calendar"})}
+    calls = [[search], [exec_call("echo from-exec | tee exec.txt")], [patch]]
+    workspace, turn1, turn2 = run_family("gpt-5.5", calls, tmp_path, cli_gateway, provider)
     assert (workspace / "hello.txt").read_text() == "hello from the patch\n"
-    results = outputs(turn1[-1])
-    assert len(results) == 2 and "from-exec" in results[0] and "hello.txt" in results[1]
+    results = outputs(turn1[-1])  # the client ran its own tool search (nothing deferred: no tools found)
+    assert len(results) == 3 and results[0] == "No tools found."
+    assert "from-exec" in results[1] and "hello.txt" in results[2]
     tool = next(t for t in turn1[0]["tools"] if t.get("name") == wire_name("apply_patch"))
     assert tool["parameters"]["required"] == ["input"] and "lark grammar" in json.dumps(tool)
     replayed = [item for item in turn2[-1]["input"] if item.get("type") == "function_call"]

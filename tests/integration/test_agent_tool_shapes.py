@@ -1,6 +1,7 @@
 """The Responses tool shapes coding agents send, through the real Codex with the openai SDK: a custom (freeform)
-tool's call and its events, a namespace tool's call, additional_tools input items, client_metadata and
-tool_search named as ignored, and the hosted web_search tool (off by default; cached where the operator allows)."""
+tool's call and its events, a namespace tool's call, additional_tools input items, client_metadata and a
+server-run tool_search named as ignored, and the hosted web_search tool (off by default; cached where the
+operator allows it)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_custom_and_namespace_calls_round_trip_streamed(gateway: RunningGateway,
             {"type": "additional_tools", "role": "developer", "tools": [CLOCK]},
             {"role": "user", "content": f"{marker} patch it"},
         ],
-        tools=[PATCH_TOOL, {"type": "tool_search", "execution": "client"}],
+        tools=[PATCH_TOOL, {"type": "tool_search"}],  # run by the server: there is none here
         store=False,
         stream=True,
         extra_body={"client_metadata": {"turn_id": "t1"}},

@@ -61,14 +61,19 @@ def test_additional_tools_items_add_tools_and_a_later_definition_wins() -> None:
     assert [spec.description for spec in given.offered if spec.name == "a"] == ["top"]
 
 
-def test_tool_search_is_ignored_deferred_tools_are_offered_and_web_search_is_kept() -> None:
+def test_a_client_tool_search_is_offered_a_server_one_ignored_and_web_search_kept() -> None:
     deferred = {"type": "function", "name": "lookup", "defer_loading": True}
     search = {"type": "tool_search", "execution": "client", "parameters": {"type": "object"}}
     web = {"type": "web_search", "external_web_access": False}
     request = responses_tools({"tools": [deferred, search, web]})
-    assert [spec.name for spec in request.offered] == ["lookup"]
-    assert request.ignored == ("tools.tool_search",) and request.adjusted == ("tools.defer_loading=true->false",)
+    assert [(spec.name, spec.kind) for spec in request.offered] == [
+        ("lookup", "function"),
+        ("tool_search", "tool_search"),
+    ]
+    assert request.ignored == () and request.adjusted == ("tools.defer_loading=true->false",)
     assert request.web_search == web
+    server = responses_tools({"tools": [deferred, {"type": "tool_search"}]})
+    assert [spec.name for spec in server.offered] == ["lookup"] and server.ignored == ("tools.tool_search",)
     with pytest.raises(ApiError) as caught:
         responses_tools({"tools": [{"type": "file_search"}]})
     assert caught.value.param == "tools[0].type"
@@ -123,6 +128,21 @@ def test_a_custom_call_streams_as_a_custom_tool_call_item() -> None:
     assert "namespace" not in plain and plain["name"] == "spawn_agent"
 
 
+def test_a_client_tool_search_call_is_a_tool_search_call_item() -> None:
+    builder = builder_for({"tools": [{"type": "tool_search", "execution": "client"}]})
+    events = builder.on_tool_call(ToolCall("s1", "tool_search", '{"query": "weather"}'))
+    assert [event["type"] for event in events] == ["response.output_item.added", "response.output_item.done"]
+    item = events[-1]["item"]
+    assert {k: item[k] for k in ("type", "call_id", "execution", "arguments", "status")} == {
+        "type": "tool_search_call",
+        "call_id": "s1",
+        "execution": "client",
+        "arguments": {"query": "weather"},
+        "status": "completed",
+    }
+    assert builder.calls() == [ToolCall("s1", "tool_search", '{"query": "weather"}')]
+
+
 def test_history_items_codex_replays_are_read() -> None:
     items = [
         {"type": "additional_tools", "role": "developer", "tools": [NAMESPACE]},
@@ -146,7 +166,8 @@ def test_history_items_codex_replays_are_read() -> None:
         {"type": "function_call_output", "call_id": "c2", "output": "ok"},
         {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "q"}},
         {"type": "tool_search_call", "call_id": "t1", "execution": "client", "arguments": {"query": "x"}},
-        {"type": "tool_search_output", "call_id": "t1", "execution": "client", "tools": []},
+        {"type": "tool_search_output", "call_id": "t1", "execution": "client", "tools": [SPAWN]},
+        {"type": "tool_search_call", "id": "ts_2", "execution": "server", "arguments": {"query": "y"}},
         {"type": "compaction", "encrypted_content": "opaque"},
     ]
     ignored: list[str] = []
@@ -156,10 +177,14 @@ def test_history_items_codex_replays_are_read() -> None:
         ToolOutput("c1", "Done"),
         ToolCall("c2", "multi_agent_v1.spawn_agent", "{}"),
         ToolOutput("c2", "ok"),
+        ToolCall("t1", "tool_search", '{"query": "x"}'),
+        ToolOutput("t1", "Loaded tools: spawn_agent."),
     ]
+    assert "spawn_agent" in [spec.name for spec in responses_tools({}, items).offered]  # the search loaded it
     assert [item["type"] for item in listed] == [
         "additional_tools", "message", "reasoning", "custom_tool_call", "custom_tool_call_output", "function_call",
-        "function_call_output", "web_search_call", "tool_search_call", "tool_search_output", "compaction",
+        "function_call_output", "web_search_call", "tool_search_call", "tool_search_output", "tool_search_call",
+        "compaction",
     ]  # fmt: skip
     assert listed[5]["namespace"] == "multi_agent_v1" and listed[5]["name"] == "spawn_agent"
     assert all(item.get("id") for item in listed) and ignored == ["input.compaction"]
