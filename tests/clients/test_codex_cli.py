@@ -29,9 +29,10 @@ PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hello from the patch\n*** En
 
 @pytest.fixture(scope="module")
 def cli_gateway(codex_home: Path, workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    """The gateway the CLI talks to: the app-server engine, behind an API key."""
+    """The gateway the CLI talks to: the app-server engine, behind an API key, with cached web search allowed."""
     log = tmp_path_factory.mktemp("logs") / "gateway-codex-cli.log"
-    with run_gateway(codex_home, workdir, log, CODEX_ENGINE="app-server", CODEX_TIMEOUT="30", PROXY_API_KEY=KEY) as gw:
+    settings = {"CODEX_ENGINE": "app-server", "CODEX_TIMEOUT": "30", "PROXY_API_KEY": KEY}
+    with run_gateway(codex_home, workdir, log, CODEX_CLIENT_WEB_SEARCH="cached", **settings) as gw:
         yield gw
 
 
@@ -75,15 +76,21 @@ def responses_served(gateway: RunningGateway) -> list[int]:
     return [event["status"] for event in events if event.get("endpoint") == "/v1/responses"]
 
 
-def run_family(model: str, calls: list[list[dict[str, Any]]], root: Path, gateway: RunningGateway, fake: FakeProvider):
+Calls = list[list[dict[str, Any]]]
+
+
+def run_family(
+    model: str, calls: Calls, root: Path, gateway: RunningGateway, fake: FakeProvider, **script: Any
+) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
     """Turn 1 (`codex exec`) runs the scripted calls to a final answer; turn 2 (`codex exec resume --last`) answers
-    with the whole history. Returns the workspace and the model requests of both turns."""
+    with the whole history, which the client replays (store: false). Returns the workspace and the model requests
+    of both turns."""
     workspace = root / "workspace"
     workspace.mkdir()
     home = client_home(root, gateway.base_url, model)
     before = len(responses_served(gateway))
     first, second = fresh(f"cli-{model}"), fresh(f"cli-{model}-resume")
-    fake.script(first, Script(calls=calls, deltas=["all done"]))
+    fake.script(first, Script(calls=calls, deltas=["all done"], **script))
     fake.script(second, Script(deltas=["resumed"]))
     turn1 = codex(home, workspace, f"SCRIPT:{first} make the files")
     assert turn1.returncode == 0, turn1.stderr[-3000:]
@@ -112,10 +119,15 @@ def exec_call(command: str) -> dict[str, Any]:
 def test_custom_provider_model_round_trips_exec_command_and_resumes(
     cli_gateway: RunningGateway, provider: FakeProvider, tmp_path: Path
 ) -> None:
+    """With reasoning summaries and a (cached) web search before the answer: the client replays both in turn 2."""
+    calls = [[exec_call("echo from-exec | tee exec.txt")]]
+    search = {"type": "search", "query": "codex wrapper"}
     workspace, turn1, turn2 = run_family(
-        "fake-model", [[exec_call("echo from-exec | tee exec.txt")]], tmp_path, cli_gateway, provider
+        "fake-model", calls, tmp_path, cli_gateway, provider, reasoning=["thinking"], web_search=search
     )
     assert (workspace / "exec.txt").read_text().strip() == "from-exec"
+    sent = [tool for tool in turn1[0].get("tools", []) if tool.get("type") == "web_search"]
+    assert sent and sent[0].get("external_web_access") is False  # the client asked for cached search
     assert any("from-exec" in output for output in outputs(turn1[-1]))  # the model saw the command's output
     # the client's namespace tool (multi_agent_v1) is offered under its qualified name; its web_search is not
     assert {wire_name("multi_agent_v1.spawn_agent"), wire_name("exec_command")} <= offered(turn1[0])
