@@ -21,6 +21,7 @@ from app.api.streaming import SSE_HEADERS, until_disconnect
 from app.api.tool_history import check_pairs
 from app.api.tools import ToolRequest, responses_tool_object, responses_tools
 from app.api.turns import Notes, precheck, start_turn
+from app.api.web_search import search_includes
 from app.auth import bearer_token
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
@@ -188,6 +189,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     tools = responses_tools(extra, raw)
     notes.ignored += [name for name in tools.ignored if name not in notes.ignored]
     notes.adjusted += list(tools.adjusted)
+    notes.ignored += search_includes(tools.web_search, extra.get("include"))
     verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
     precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
     history: tuple[Item, ...] = ()

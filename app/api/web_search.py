@@ -16,6 +16,13 @@ from app.config import Settings
 from app.turn import RunPolicy
 
 IGNORED_OPTIONS = ("filters", "user_location", "search_context_size", "search_content_types")
+SEARCH_INCLUDES = ("web_search_call.results", "web_search_call.action.sources")  # Codex reports neither
+
+
+def search_includes(tool: dict[str, Any] | None, include: Any) -> list[str]:
+    """With a web_search tool, the `include` values for its details that are not given (named as ignored)."""
+    asked = include if tool is not None and isinstance(include, list) else []
+    return [f"include={value}" for value in SEARCH_INCLUDES if value in asked]
 
 
 def web_search_mode(
