@@ -107,3 +107,13 @@ def test_web_search_is_ignored_and_named_by_default(start_gateway: StartGateway,
     assert raw.parse().output_text == "no search"
     assert raw.headers["x-codex-ignored-params"] == "tools.web_search"
     assert not [tool for tool in bodies(provider, marker)[0].get("tools", []) if tool.get("type") == "web_search"]
+
+
+def test_web_search_on_the_exec_engine(start_gateway: StartGateway, provider: FakeProvider) -> None:
+    marker = provider.script("shapes-web-exec", Script(web_search=SEARCH, deltas=["found"]))
+    gateway = start_gateway(CODEX_ENGINE="exec", CODEX_TIMEOUT="30", CODEX_CLIENT_WEB_SEARCH="live")
+    response = gateway.client().responses.create(
+        model=FAKE_MODEL, input=f"{marker} search", tools=[{"type": "web_search", "external_web_access": False}]
+    )
+    assert [item.type for item in response.output] == ["web_search_call", "message"]
+    assert response.output[0].action.query == "codex wrapper" and response.output_text == "found"
