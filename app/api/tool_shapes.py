@@ -117,7 +117,8 @@ def _custom(raw: dict[str, Any], where: str, namespace: str | None, offered: Off
     }
     function = {
         "name": qualified(name, namespace),
-        "description": f"{description}\n\n(Freeform tool: pass its whole input as the string `{CUSTOM_INPUT}`.)",
+        "description": f"{description}\n\n(Here the freeform input travels as the one string argument "
+        f"`{CUSTOM_INPUT}`: put the whole input there, exactly as it would be written without JSON.)",
         "parameters": parameters,
         "strict": True,  # the call must carry a string, which the gateway turns back into the input
     }

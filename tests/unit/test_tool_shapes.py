@@ -4,6 +4,7 @@ logic: how they are offered, how calls come back in their own shapes, and how th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +13,12 @@ from app.api.response_events import ResponseBuilder
 from app.api.response_input import to_messages
 from app.api.tool_shapes import custom_arguments, custom_input
 from app.api.tools import responses_tools
+from app.api.web_search import web_search_mode
+from app.config import Settings
 from app.engines.dynamic_tools import ClientCalls, ToolNames, wire_name
+from app.engines.web_search import web_search_event
 from app.errors import ApiError
-from app.turn import ToolCall, ToolOutput
+from app.turn import RunPolicy, ToolCall, ToolOutput
 from tests.unit.test_tools_logic import SCHEMA, raw_item
 
 GRAMMAR = {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" LF'}
@@ -202,3 +206,40 @@ def test_a_call_from_inside_codex_own_tool_comes_at_once_when_the_response_is_co
     assert later.feed(own) is None and later.feed(done) is None  # exec runs after the response
     made = later.feed({"id": 4, "method": "item/tool/call", "params": ask})
     assert made == [ToolCall("n1", "multi_agent_v1.spawn_agent", '{"a": 1}')]
+
+
+@pytest.mark.parametrize(
+    ("setting", "network", "tool", "mode", "ignored", "adjusted"),
+    [
+        ("off", True, {"type": "web_search"}, None, ["tools.web_search"], []),
+        ("cached", True, {"type": "web_search"}, "cached", [], ["tools.web_search.external_web_access=true->false"]),
+        ("live", True, {"type": "web_search"}, "live", [], []),
+        ("live", None, {"type": "web_search"}, "cached", [], ["tools.web_search.external_web_access=true->false"]),
+        ("live", True, {"type": "web_search", "external_web_access": False}, "cached", [], []),
+        ("cached", None, {"type": "web_search", "filters": {"allowed_domains": ["a.b"]}}, "cached",
+         ["tools.web_search.filters"], ["tools.web_search.external_web_access=true->false"]),
+    ],
+)  # fmt: skip
+def test_web_search_never_gets_more_than_the_setting_and_the_turns_network(
+    setting: str, network: bool | None, tool: dict[str, Any], mode: str | None, ignored: list, adjusted: list
+) -> None:
+    settings = Settings(_env_file=None, codex_client_web_search=setting)  # type: ignore[call-arg]
+    policy = RunPolicy("workspace-write", "low", False, Path("/w"), network_access=network)
+    got_ignored: list[str] = []
+    got_adjusted: list[str] = []
+    assert web_search_mode(tool, settings, policy, got_ignored, got_adjusted) == mode
+    assert (got_ignored, got_adjusted) == (ignored, adjusted)
+    assert web_search_mode(None, settings, policy, got_ignored, got_adjusted) is None
+
+
+def test_codex_web_search_items_become_responses_actions() -> None:
+    assert web_search_event({"type": "webSearch", "query": "q", "action": None}).action == {
+        "type": "search",
+        "query": "q",
+    }
+    opened = web_search_event({"action": {"type": "openPage", "url": "https://a.b"}}).action
+    assert opened == {"type": "open_page", "url": "https://a.b"}
+    found = web_search_event({"action": {"type": "find_in_page", "url": "u", "pattern": "p"}}).action
+    assert found == {"type": "find_in_page", "url": "u", "pattern": "p"}
+    many = web_search_event({"action": {"type": "search", "query": "a", "queries": ["a", "b"]}}).action
+    assert many == {"type": "search", "query": "a", "queries": ["a", "b"]}
