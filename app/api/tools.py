@@ -189,11 +189,13 @@ def responses_tools(extra: dict[str, Any], items: Any = None) -> ToolRequest:
     `items`: app/api/tool_shapes.py), `tool_choice`, `parallel_tool_calls`."""
     offered = offered_tools(extra.get("tools"), items)
     specs: list[ToolSpec] = []
+    seen: set[str] = set()
     for entry in offered.entries:
         spec = _spec(entry.raw, entry.where, strict_default=True)  # the Responses API's default
-        if any(known.name == spec.name for known in specs):
+        if spec.name in seen:
             message = f"Duplicate function name in 'tools': {spec.name!r}."
             raise invalid(message, param=entry.where, code="invalid_value")
+        seen.add(spec.name)
         specs.append(replace(spec, namespace=entry.namespace, kind=entry.kind))
     raw_choice = extra.get("tool_choice")
     mode, names = "auto", None
