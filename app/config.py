@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     codex_allow_danger_full_access: bool = False
     codex_client_sandbox_modes: Annotated[tuple[SandboxMode, ...], NoDecode] = ("read-only",)
     codex_client_network_access: bool = False
+    codex_client_web_search: Literal["off", "cached", "live"] = "off"  # what a Responses web_search tool may get
     codex_deny_read: Annotated[tuple[Path, ...], NoDecode] = ()
     codex_engine: Literal["app-server", "exec"] = "app-server"
     codex_app_server_workers: int = Field(2, ge=1, le=64)
@@ -104,7 +105,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "codex_sandbox_mode", "codex_reasoning_effort", "log_level", "codex_engine", "codex_mode", mode="before"
+        "codex_sandbox_mode",
+        "codex_reasoning_effort",
+        "log_level",
+        "codex_engine",
+        "codex_mode",
+        "codex_client_web_search",
+        mode="before",
     )
     @classmethod
     def _lowercase(cls, value: Any) -> Any:

@@ -53,6 +53,7 @@ def startup_summary(settings: Settings, provider: Provider, codex_home: Path) ->
         f"danger-full-access {'allowed' if settings.codex_allow_danger_full_access else 'refused'}, "
         f"clients may choose {'/'.join(settings.codex_client_sandbox_modes)}"
         f"{' and network access' if settings.codex_client_network_access else ''}, "
+        f"web search for clients {settings.codex_client_web_search}, "
         f"local-only {local} (provider {provider.name} at {provider.base_url or 'undefined'}: {verdict}), "
         f"auth {'on' if settings.api_keys else 'off'}, CODEX_HOME {codex_home}"
     )

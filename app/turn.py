@@ -72,6 +72,17 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]  # JSON Schema of the arguments object
     strict: bool = False  # the arguments must match `parameters`
+    namespace: str | None = None  # a Responses `namespace` tool's (then `name` is "namespace.own_name")
+    kind: str = "function"  # Responses: function, custom (one string argument `input`) or tool_search (tool_shapes.py)
+
+    @property
+    def custom(self) -> bool:
+        return self.kind == "custom"
+
+    @property
+    def own_name(self) -> str:
+        """The name inside its namespace."""
+        return self.name[len(self.namespace) + 1 :] if self.namespace else self.name
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ class Turn:
     tool_choice: ToolChoice = ToolChoice()
     parallel_tool_calls: bool = True
     verbosity: str | None = None  # low | medium | high (Codex's model_verbosity); None: config.toml decides
+    web_search: str | None = None  # cached | live (Codex's `web_search`), for a Responses web_search tool; None: as is
 
 
 @dataclass(frozen=True)
@@ -155,7 +167,14 @@ class Failed:
     message: str
 
 
-TurnEvent = TextDelta | ReasoningDelta | ToolCall | UsageReport | Completed | Failed
+@dataclass(frozen=True)
+class WebSearch:
+    """A web search the model ran (a hosted tool: the provider searches), as the Responses `action` shapes it."""
+
+    action: dict[str, Any]
+
+
+TurnEvent = TextDelta | ReasoningDelta | ToolCall | WebSearch | UsageReport | Completed | Failed
 TERMINAL = (Completed, Failed)
 
 

@@ -28,9 +28,10 @@ SHARED_IGNORED = (
     "temperature", "top_p", "user", "service_tier", "prompt_cache_key", "prompt_cache_retention",
     "prompt_cache_options", "safety_identifier",
 )  # fmt: skip
+# client_metadata: what the Codex CLI sends on every request (its thread, turn and window ids): not the model's
 RESPONSES_IGNORED = (
     *SHARED_IGNORED, "max_output_tokens", "truncation", "max_tool_calls", "context_management",
-    "image", "access_programs",
+    "image", "access_programs", "client_metadata",
 )  # fmt: skip
 CHAT_IGNORED = (
     *SHARED_IGNORED, "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty", "seed",

@@ -6,8 +6,9 @@ import time
 import uuid
 from typing import Any
 
+from app.api.tool_shapes import custom_input, tool_search_arguments
 from app.errors import ApiError, failure_error
-from app.turn import Failed, ToolCall, Usage
+from app.turn import Failed, ToolCall, ToolSpec, Usage, WebSearch
 
 
 def new_id(prefix: str) -> str:
@@ -27,7 +28,7 @@ def usage_body(usage: Usage) -> dict[str, Any]:
 class ResponseBuilder:
     """Accumulates output items; every method returns the stream events its step produces, numbered."""
 
-    def __init__(self, fields: dict[str, Any]) -> None:
+    def __init__(self, fields: dict[str, Any], specs: tuple[ToolSpec, ...] = ()) -> None:
         self.id = new_id("resp")
         self.created_at = int(time.time())
         self.fields = fields  # model, instructions, metadata, … as the request set them
@@ -38,6 +39,8 @@ class ResponseBuilder:
         self.failure: ApiError | None = None
         self._open: dict[str, Any] | None = None  # the output item being streamed
         self._sequence = 0
+        self._specs = {spec.name: spec for spec in specs}  # how each call is shaped: function, custom, namespace
+        self._calls: list[ToolCall] = []
 
     def response(self) -> dict[str, Any]:
         return {
@@ -59,11 +62,8 @@ class ResponseBuilder:
         return "".join(part["text"] for item in self.output if item["type"] == "message" for part in item["content"])
 
     def calls(self) -> list[ToolCall]:
-        return [
-            ToolCall(item["call_id"], item["name"], item["arguments"])
-            for item in self.output
-            if item["type"] == "function_call"
-        ]
+        """The answer's calls as the conversation keeps them (by the gateway's names for the tools)."""
+        return list(self._calls)
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -152,18 +152,58 @@ class ResponseBuilder:
         return [*events, self._event("response.reasoning_summary_text.delta", **ids, delta=delta)]
 
     def on_tool_call(self, call: ToolCall) -> list[dict[str, Any]]:
-        """A function call item, streamed as OpenAI does: added (no arguments), arguments delta and done, done."""
+        """A call item, streamed as OpenAI does: added (no arguments), the arguments (a custom tool: its input) as
+        one delta and done, then done. A call of a tool in a namespace carries `namespace` and the tool's own name."""
         events = self._close_item()
+        self._calls.append(call)
         index = len(self.output)
-        item = {
-            "id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "",
-            "call_id": call.call_id, "name": call.name,
-        }  # fmt: skip
+        spec = self._specs.get(call.name)
+        named = {"name": spec.own_name, "namespace": spec.namespace} if spec and spec.namespace else {"name": call.name}
+        if spec is not None and spec.kind == "tool_search":
+            return [*events, *self._tool_search(call, index)]
+        if spec is not None and spec.custom:
+            text = custom_input(call.arguments)
+            item = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call.call_id, "input": "", **named}
+            kind, field, value = "response.custom_tool_call_input", "input", text
+        else:
+            item = {
+                "id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "",
+                "call_id": call.call_id, **named,
+            }  # fmt: skip
+            kind, field, value = "response.function_call_arguments", "arguments", call.arguments
         ids = {"item_id": item["id"], "output_index": index}
         events.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
-        events.append(self._event("response.function_call_arguments.delta", **ids, delta=call.arguments))
-        events.append(self._event("response.function_call_arguments.done", **ids, arguments=call.arguments))
-        item.update(arguments=call.arguments, status="completed")
+        events.append(self._event(f"{kind}.delta", **ids, delta=value))
+        events.append(self._event(f"{kind}.done", **ids, **{field: value}))
+        item[field] = value
+        if "status" in item:
+            item["status"] = "completed"
+        self.output.append(item)
+        events.append(self._event("response.output_item.done", output_index=index, item=item))
+        return events
+
+    def _tool_search(self, call: ToolCall, index: int) -> list[dict[str, Any]]:
+        """A client-run tool search's call: a `tool_search_call` item, added and done."""
+        item = {
+            "id": new_id("tsc"), "type": "tool_search_call", "call_id": call.call_id, "execution": "client",
+            "arguments": tool_search_arguments(call.arguments), "status": "in_progress",
+        }  # fmt: skip
+        added = self._event("response.output_item.added", output_index=index, item=dict(item))
+        item["status"] = "completed"
+        self.output.append(item)
+        return [added, self._event("response.output_item.done", output_index=index, item=item)]
+
+    def on_web_search(self, search: WebSearch) -> list[dict[str, Any]]:
+        """A web search the model ran, as a `web_search_call` item with its in_progress, searching and completed
+        events (it is over when Codex reports it)."""
+        events = self._close_item()
+        index = len(self.output)
+        item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress", "action": search.action}
+        ids = {"item_id": item["id"], "output_index": index}
+        events.append(self._event("response.output_item.added", output_index=index, item=dict(item)))
+        for step in ("in_progress", "searching", "completed"):
+            events.append(self._event(f"response.web_search_call.{step}", **ids))
+        item["status"] = "completed"
         self.output.append(item)
         events.append(self._event("response.output_item.done", output_index=index, item=item))
         return events
@@ -171,7 +211,7 @@ class ResponseBuilder:
     def complete(self, usage: Usage) -> list[dict[str, Any]]:
         events = self._close_item()
         if not any(
-            item["type"] in ("message", "function_call") for item in self.output
+            item["type"] in ("message", "function_call", "custom_tool_call", "tool_search_call") for item in self.output
         ):  # an empty answer is still a message
             events += self._open_item("message") + self._close_item()
         self.status, self.usage = "completed", usage

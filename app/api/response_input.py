@@ -3,7 +3,14 @@ and as the input items the API lists for the response.
 
 - `message` items (with or without `type`, `id`, `status`, `phase`): `input_text`, `output_text` (annotations and
   logprobs are an earlier answer's, not text), `refusal`, `input_image`, and `input_file` (files.py).
-- `function_call` and `function_call_output` items (tool_history.py).
+- `function_call` and `function_call_output` items, and `custom_tool_call` / `custom_tool_call_output` (a
+  freeform tool's call and result, app/api/tool_shapes.py) (tool_history.py).
+- `additional_tools` and `tool_search_output` items: their tools are offered (tool_shapes.py). A tool search the
+  client ran (`execution: "client"`: `tool_search_call` and its `tool_search_output`) is replayed as a call and
+  its output naming the tools it loaded; a server's is listed only.
+- `web_search_call` and `compaction` items, which Codex replays in its history: listed, not replayed (a web
+  search's findings are in the answer that followed it; a compaction's encrypted summary is the provider's,
+  named as ignored).
 - `reasoning` items, which clients send back whole with an earlier output: accepted and listed, not replayed.
   Their summaries are the model's notes to the client, and the provider would not accept another session's
   encrypted content; each turn reasons afresh.
@@ -25,7 +32,11 @@ from app.turn import ToolCall, ToolOutput
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text")
-ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "item_reference")
+CALL_TYPES = ("function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output")
+SEARCHES = ("tool_search_call", "tool_search_output")
+LISTED_ONLY = ("additional_tools", "tool_search_output", "tool_search_call", "web_search_call")
+COMPACTIONS = ("compaction", "compaction_summary")
+ITEM_TYPES = ("message", *CALL_TYPES, "reasoning", *LISTED_ONLY, *COMPACTIONS, "item_reference")
 
 Draft = MessageDraft | ToolCall | ToolOutput
 
@@ -129,8 +140,19 @@ def _listed_reasoning(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_messages(raw: str | list[Any]) -> tuple[list[Draft], list[dict[str, Any]]]:
-    """The input (references already expanded) as drafts for the model and as the listed input items."""
+def client_search(item: dict[str, Any]) -> bool:
+    """A tool search the client ran (its call and output pair up like a function's); a server's is only listed."""
+    return item.get("execution") == "client" and isinstance(item.get("call_id"), str) and bool(item["call_id"])
+
+
+def _listed_as_given(item: dict[str, Any], kind: str) -> dict[str, Any]:
+    prefix = {"custom_tool_call": "ctc", "custom_tool_call_output": "ctco", "web_search_call": "ws"}.get(kind, "it")
+    return {**item, "id": item.get("id") or new_id(prefix), "type": kind}
+
+
+def to_messages(raw: str | list[Any], ignored: list[str] | None = None) -> tuple[list[Draft], list[dict[str, Any]]]:
+    """The input (references already expanded) as drafts for the model and as the listed input items; what of it
+    is not used is added to `ignored`."""
     items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     if not items:
         raise invalid("'input' must not be empty.", param="input", code="empty_array")
@@ -145,6 +167,17 @@ def to_messages(raw: str | list[Any]) -> tuple[list[Draft], list[dict[str, Any]]
             step = responses_item(item, where)
             drafts.append(step)
             listed_items.append(listed(step, item.get("id") or new_id("fc" if kind == "function_call" else "fco")))
+            if kind == "function_call" and item.get("namespace"):
+                listed_items[-1] = {**listed_items[-1], "name": item["name"], "namespace": item["namespace"]}
+        elif kind in ("custom_tool_call", "custom_tool_call_output") or (kind in SEARCHES and client_search(item)):
+            drafts.append(responses_item(item, where))
+            listed_items.append(_listed_as_given(item, kind))
+        elif kind in LISTED_ONLY:
+            listed_items.append(_listed_as_given(item, kind))
+        elif kind in COMPACTIONS:
+            listed_items.append(_listed_as_given(item, kind))
+            if ignored is not None and f"input.{kind}" not in ignored:
+                ignored.append(f"input.{kind}")
         elif kind == "reasoning":
             listed_items.append(_listed_reasoning(item))
         elif kind == "message":

@@ -19,8 +19,9 @@ from app.api.response_events import ResponseBuilder
 from app.api.response_input import expand_references, to_messages
 from app.api.streaming import SSE_HEADERS, until_disconnect
 from app.api.tool_history import check_pairs
-from app.api.tools import responses_tool_object, responses_tools
+from app.api.tools import ToolRequest, responses_tool_object, responses_tools
 from app.api.turns import Notes, precheck, start_turn
+from app.api.web_search import search_includes
 from app.auth import bearer_token
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
@@ -37,6 +38,7 @@ from app.turn import (
     TurnEvent,
     Usage,
     UsageReport,
+    WebSearch,
 )
 
 router = APIRouter()
@@ -85,6 +87,17 @@ class ResponsesRequest(BaseModel):
 
 def check_params(extra: dict[str, Any]) -> list[str]:
     return check_extras(extra, RESPONSES_IGNORED, RESPONSES_RULES, RESPONSES_CHECKS)
+
+
+def echoed_tools(raw: Any, tools: ToolRequest) -> list[Any]:
+    """The request's `tools` as the response object echoes them: functions in full, other tools as given."""
+    specs = {spec.name: spec for spec in tools.tools}
+    return [
+        responses_tool_object(specs[tool["name"]])
+        if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name") in specs
+        else tool
+        for tool in (raw if isinstance(raw, list) else [])
+    ]
 
 
 def format_object(output: OutputFormat) -> dict[str, Any]:
@@ -137,6 +150,8 @@ def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) ->
         return builder.on_text(event.text)
     if isinstance(event, ToolCall):
         return builder.on_tool_call(event)
+    if isinstance(event, WebSearch):
+        return builder.on_web_search(event)
     if isinstance(event, ReasoningDelta):
         return builder.on_reasoning(event.text) if rules.show_reasoning else []
     if isinstance(event, UsageReport):
@@ -170,8 +185,11 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     notes = Notes(check_params(extra))
     owner = owner_of(request, gateway)
     raw = body.input if isinstance(body.input, str) else await expand_references(body.input, store_of(gateway), owner)
-    drafts, input_items = to_messages(raw)
-    tools = responses_tools(extra)
+    drafts, input_items = to_messages(raw, notes.ignored)
+    tools = responses_tools(extra, raw)
+    notes.ignored += [name for name in tools.ignored if name not in notes.ignored]
+    notes.adjusted += list(tools.adjusted)
+    notes.ignored += search_includes(tools.web_search, extra.get("include"))
     verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
     await precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
     history: tuple[Item, ...] = ()
@@ -226,14 +244,15 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
             "store": body.store is not False,
             "reasoning": {"effort": policy.reasoning_effort, "summary": policy.reasoning_summary},
             "text": {"format": format_object(output), "verbosity": started.turn.verbosity},
-            "tools": [responses_tool_object(spec) for spec in tools.tools],
+            "tools": echoed_tools(extra.get("tools"), tools),
             "tool_choice": tools.choice_body,
             "parallel_tool_calls": tools.parallel,
             "temperature": extra.get("temperature"),
             "top_p": extra.get("top_p"),
             "max_output_tokens": extra.get("max_output_tokens"),
             "user": extra.get("user"),
-        }
+        },
+        tools.tools,
     )
     rules = ResponseRules(not policy.hide_reasoning, output)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.api.tool_shapes import TOOL_SEARCH, custom_arguments, loaded_tools, qualified
 from app.errors import invalid
 from app.turn import Item, ToolCall, ToolOutput
 
@@ -93,12 +94,25 @@ def chat_output(message: dict[str, Any], where: str, items: list[Any]) -> ToolOu
 
 
 def responses_item(item: dict[str, Any], where: str) -> ToolCall | ToolOutput:
-    """A `function_call` or `function_call_output` input item."""
+    """A `function_call`, `custom_tool_call` or their `*_output` input item (a call inside a namespace is known by
+    its qualified name, as its tool is: app/api/tool_shapes.py)."""
     call_id = _string(item.get("call_id"), f"{where}.call_id")
-    if item.get("type") == "function_call":
-        return ToolCall(
-            call_id, _string(item.get("name"), f"{where}.name"), _arguments(item.get("arguments"), f"{where}.arguments")
-        )
+    kind = item.get("type")
+    if kind == "tool_search_call":
+        return ToolCall(call_id, TOOL_SEARCH, json.dumps(item.get("arguments") or {}))
+    if kind == "tool_search_output":
+        return ToolOutput(call_id, loaded_tools(item.get("tools")))
+    if kind in ("function_call", "custom_tool_call"):
+        namespace = item.get("namespace")
+        if namespace is not None and not isinstance(namespace, str):
+            raise invalid(f"Invalid type for '{where}.namespace': expected a string.", param=f"{where}.namespace")
+        name = qualified(_string(item.get("name"), f"{where}.name"), namespace or None)
+        if kind == "custom_tool_call":
+            text = item.get("input")
+            if not isinstance(text, str):
+                raise invalid(f"Invalid type for '{where}.input': expected a string.", param=f"{where}.input")
+            return ToolCall(call_id, name, custom_arguments(text))
+        return ToolCall(call_id, name, _arguments(item.get("arguments"), f"{where}.arguments"))
     return ToolOutput(call_id, _text(item.get("output"), f"{where}.output", ("input_text", "output_text", "text")))
 
 

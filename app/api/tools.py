@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jsonschema import SchemaError, validators
 
+from app.api.tool_shapes import offered_tools
 from app.errors import invalid
 from app.turn import Message, ToolCall, ToolChoice, ToolSpec
 
@@ -26,6 +27,9 @@ class ToolRequest:
     parallel: bool = True
     legacy: bool = False  # chat's older `functions`: answers carry `function_call`, one call at most
     choice_body: Any = "auto"  # tool_choice as the request gave it (the Responses object echoes it)
+    ignored: tuple[str, ...] = ()  # what of the tools is not honoured (x-codex-ignored-params)
+    adjusted: tuple[str, ...] = ()
+    web_search: dict[str, Any] | None = None  # a Responses web_search tool (app/api/web_search.py)
 
 
 def _spec(raw: Any, where: str, strict_default: bool) -> ToolSpec:
@@ -170,29 +174,36 @@ def _allowed(spec: dict[str, Any], param: str, name_of: Callable[[dict[str, Any]
         raise invalid(f"'{param}.tools' must be a non-empty array.", param=f"{param}.tools", code="invalid_value")
     names = []
     for index, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(name_of(tool), str):
+        if (
+            not isinstance(tool, dict)
+            or tool.get("type") not in ("function", "custom")
+            or not isinstance(name_of(tool), str)
+        ):
             raise _unsupported_tool(tool.get("type") if isinstance(tool, dict) else None, f"{param}.tools[{index}]")
         names.append(name_of(tool))
     return mode, names
 
 
-def responses_tools(extra: dict[str, Any]) -> ToolRequest:
-    """The Responses API: `tools` (function tools), `tool_choice`, `parallel_tool_calls`."""
-
-    def read_tool(raw: Any, where: str) -> ToolSpec:
-        kind = raw.get("type") if isinstance(raw, dict) else None
-        if kind != "function":
-            raise _unsupported_tool(kind, where)
-        return _spec(raw, where, strict_default=True)  # the Responses API's default
-
-    specs = _specs(extra.get("tools"), "tools", read_tool)
+def responses_tools(extra: dict[str, Any], items: Any = None) -> ToolRequest:
+    """The Responses API: `tools` (function, custom and namespace tools, and those of `additional_tools` input
+    `items`: app/api/tool_shapes.py), `tool_choice`, `parallel_tool_calls`."""
+    offered = offered_tools(extra.get("tools"), items)
+    specs: list[ToolSpec] = []
+    seen: set[str] = set()
+    for entry in offered.entries:
+        spec = _spec(entry.raw, entry.where, strict_default=True)  # the Responses API's default
+        if spec.name in seen:
+            message = f"Duplicate function name in 'tools': {spec.name!r}."
+            raise invalid(message, param=entry.where, code="invalid_value")
+        seen.add(spec.name)
+        specs.append(replace(spec, namespace=entry.namespace, kind=entry.kind))
     raw_choice = extra.get("tool_choice")
     mode, names = "auto", None
     if isinstance(raw_choice, str):
         mode = raw_choice
     elif isinstance(raw_choice, dict):
         kind = raw_choice.get("type")
-        if kind == "function" and isinstance(raw_choice.get("name"), str):
+        if kind in ("function", "custom") and isinstance(raw_choice.get("name"), str):
             mode, names = "required", [raw_choice["name"]]
         elif kind == "allowed_tools":
             mode, names = _allowed(raw_choice, "tool_choice", lambda t: t.get("name"))
@@ -200,8 +211,18 @@ def responses_tools(extra: dict[str, Any]) -> ToolRequest:
             raise _unsupported_tool(kind, "tool_choice")
     elif raw_choice is not None:
         raise invalid("Invalid type for 'tool_choice'.", param="tool_choice", code="invalid_type")
-    choice, offered = _choose(specs, mode, names, "tool_choice")
-    return ToolRequest(specs, offered, choice, _parallel(extra.get("parallel_tool_calls")), False, raw_choice or "auto")
+    choice, chosen = _choose(tuple(specs), mode, names, "tool_choice")
+    return ToolRequest(
+        tuple(specs),
+        chosen,
+        choice,
+        _parallel(extra.get("parallel_tool_calls")),
+        False,
+        raw_choice or "auto",
+        tuple(offered.ignored),
+        tuple(offered.adjusted),
+        offered.web_search,
+    )
 
 
 def must_call_instruction(request: ToolRequest) -> Message | None:

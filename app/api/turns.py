@@ -13,6 +13,7 @@ from app.api.output import JSON_OBJECT_INSTRUCTION, OutputFormat
 from app.api.streaming import first_event
 from app.api.tool_contract import tool_events
 from app.api.tools import ToolRequest, must_call_instruction
+from app.api.web_search import web_search_mode
 from app.auth import bearer_token
 from app.catalog import ModelInfo
 from app.efforts import checked_verbosity, supported_effort
@@ -128,6 +129,7 @@ async def start_turn(
         tool_choice=tools.choice,
         parallel_tool_calls=tools.parallel and not tools.legacy,
         verbosity=_verbosity(verbosity, model, verbosity_param, notes),
+        web_search=web_search_mode(tools.web_search, gateway.settings, policy, notes.ignored, notes.adjusted),
     )
     executor = gateway.require_codex()
     gateway.require_sandbox(policy)

@@ -6,6 +6,7 @@ from typing import Any
 
 from app.engines.dynamic_tools import ToolNames, history_item, tool_thread_params
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.engines.web_search import web_search_event
 from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
@@ -85,6 +86,8 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     if policy.mode == "chat":
         config.update(CHAT_CONFIG)
         params.update(environments=[], dynamicTools=[], baseInstructions=CHAT_BASE_INSTRUCTIONS)
+    if turn.web_search is not None:
+        config["web_search"] = turn.web_search
     params.update(tool_thread_params(turn, ToolNames(turn.tools)))
     params["config"] = config
     return params
@@ -154,6 +157,8 @@ class TurnTranslator:
             item = params.get("item") or {}
             if item.get("type") == "agentMessage" and item.get("text") and item.get("id") not in self._streamed:
                 return [self._text(str(item.get("id")), item["text"])]
+            if item.get("type") == "webSearch":
+                return [web_search_event(item)]
         elif method == "thread/tokenUsage/updated":
             self.usage = usage_of(params)
         elif method == "error" and not params.get("willRetry"):

@@ -97,7 +97,9 @@ class ClientCalls:
     """Watches one turn for calls of the client's functions; says when the model's response making them is over.
 
     Calls come from the raw `function_call` items of this turn (in output order, arguments as the model wrote
-    them); an `item/tool/call` request with no raw item (should Codex ever skip one) counts too.
+    them); an `item/tool/call` request with no raw item counts too. Such a call comes from inside one of Codex's
+    own tools (a code-mode model, gpt-5.6 and gpt-6, reaches the client's functions only through its `exec`
+    JavaScript tool): when the model's response is already complete, it is handed back at once.
     """
 
     def __init__(self, names: ToolNames, turn_id: str | None) -> None:
@@ -105,6 +107,7 @@ class ClientCalls:
         self.turn_id = turn_id
         self.calls: list[ToolCall] = []
         self.usage = Usage()  # summed over the model's responses in this turn
+        self.streaming = False  # a model response has sent items and is not complete yet
 
     def feed(self, message: dict[str, Any]) -> list[ToolCall] | None:
         """The client calls of the model's response, once that response is complete; None until then."""
@@ -112,6 +115,7 @@ class ClientCalls:
         if params.get("turnId") != self.turn_id:  # e.g. injected history echoed before the turn
             return None
         if method == RAW_ITEM:
+            self.streaming = True
             item = params.get("item") or {}
             name = self.names.client(str(item.get("name")))
             if item.get("type") == "function_call" and name is not None:
@@ -120,7 +124,10 @@ class ClientCalls:
             name = self.names.client(str(params.get("tool")))
             if name is not None:
                 self._add(ToolCall(str(params.get("callId") or ""), name, json.dumps(params.get("arguments"))))
+                if not self.streaming:  # called from inside a tool Codex runs after the model's response
+                    return self.calls
         elif method == RAW_RESPONSE:
+            self.streaming = False
             response = _usage(params.get("usage"))
             self.usage = Usage(
                 self.usage.input_tokens + response.input_tokens,

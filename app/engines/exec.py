@@ -19,6 +19,7 @@ import tomli_w
 
 from app.codex_cli import CodexBinary, end_group, kill_group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
+from app.engines.web_search import web_search_event
 from app.images import decode_data_url
 from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
@@ -124,6 +125,8 @@ def build_argv(
             argv += ["-c", toml_override("model_instructions_file", str(chat_instructions))]
     if turn.verbosity is not None:
         argv += ["-c", toml_override("model_verbosity", turn.verbosity)]
+    if turn.web_search is not None:
+        argv += ["-c", toml_override("web_search", turn.web_search)]
     if policy.hide_reasoning:
         argv += ["-c", toml_override("hide_agent_reasoning", True)]
         argv += ["-c", toml_override("model_reasoning_summary", "none")]
@@ -185,6 +188,8 @@ class ExecEventParser:
             return [TextDelta(piece)]
         if item_type == "reasoning" and text:
             return [ReasoningDelta(text)]
+        if item_type == "web_search":
+            return [web_search_event(item)]
         if item_type == "error":
             log.info("codex notice: %s", item.get("message"))
         return []

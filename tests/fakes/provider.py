@@ -35,11 +35,13 @@ class Script:
     # Client function calls, round by round: the model answers with the first round whose calls (counted from
     # the first round) are not all answered yet by `function_call_output` items in the request; once every round
     # is answered it says `deltas`. A round of two or more calls is parallel. Each call: {"name", "arguments"
-    # (a JSON string), optional "call_id"}.
+    # (a JSON string), optional "call_id", optional "namespace"}, or a custom (freeform) tool's call: {"name",
+    # "input", optional "namespace"}, such as a code-mode model's call of Codex's own `exec`.
     calls: list[list[dict[str, Any]]] = field(default_factory=list)
     call_text: list[str] = field(default_factory=list)  # said (as deltas) before a round's calls
     argument_chunks: int = 1  # streamed argument deltas per call
     calls_from_request: int = 0  # answer with plain `deltas` (no calls) for this many requests first
+    web_search: dict[str, Any] | None = None  # an `action`: the final answer is preceded by this web_search_call
     input_tokens: int = 11
     cached_tokens: int = 3
     output_tokens: int = 7
@@ -62,7 +64,7 @@ def tool_outputs(body: dict[str, Any]) -> list[str]:
     """The outputs of function calls that Codex sends back to the model."""
     outputs = []
     for item in body.get("input", []):
-        if item.get("type") == "function_call_output":
+        if item.get("type") in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             if isinstance(output, list):
                 output = "".join(str(part.get("text", "")) for part in output if isinstance(part, dict))
@@ -218,9 +220,13 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             elif script.tool_call and not tool_outputs(self._body):
                 self._tool_call(script, index)
                 index += 1
-            elif not self._message(script, index):
-                self.close_connection = True
-                return
+            else:
+                if script.web_search:
+                    self._web_search(script.web_search, index)
+                    index += 1
+                if not self._message(script, index):
+                    self.close_connection = True
+                    return
             usage = {
                 "input_tokens": script.input_tokens,
                 "input_tokens_details": {"cached_tokens": script.cached_tokens},
@@ -281,6 +287,9 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             """One function call as OpenAI streams it: added (no arguments), argument deltas, done."""
             item_id = f"fc_{index}_{self._served}"
             call_id = call.get("call_id") or f"call_{uuid.uuid4().hex[:16]}"
+            if "input" in call:
+                self._custom_call(call, call_id, index)
+                return
             arguments = str(call.get("arguments", "{}"))
             item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": call["name"], "arguments": ""}
             self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
@@ -291,6 +300,28 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             done = {"item_id": item_id, "output_index": index, "arguments": arguments, "name": call["name"]}
             self._send({"type": "response.function_call_arguments.done", **done}, 0)
             item = {**item, "arguments": arguments, "status": "completed"}
+            self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
+
+        def _web_search(self, action: dict[str, Any], index: int) -> None:
+            """A hosted web search as OpenAI streams it (the answer follows)."""
+            item = {"type": "web_search_call", "id": f"ws_{index}", "status": "in_progress", "action": action}
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            for step in ("in_progress", "searching", "completed"):
+                event = {"type": f"response.web_search_call.{step}", "item_id": item["id"], "output_index": index}
+                self._send(event, 0)
+            done = {**item, "status": "completed"}
+            self._send({"type": "response.output_item.done", "output_index": index, "item": done}, 0)
+
+        def _custom_call(self, call: dict[str, Any], call_id: str, index: int) -> None:
+            """A custom tool's call: added (no input), the input as one delta, done."""
+            item_id = f"ctc_{index}_{self._served}"
+            item = {"type": "custom_tool_call", "id": item_id, "call_id": call_id, "name": call["name"], "input": ""}
+            if call.get("namespace"):
+                item["namespace"] = call["namespace"]
+            self._send({"type": "response.output_item.added", "output_index": index, "item": item}, 0)
+            delta = {"item_id": item_id, "output_index": index, "delta": call["input"]}
+            self._send({"type": "response.custom_tool_call_input.delta", **delta}, 0)
+            item = {**item, "input": call["input"], "status": "completed"}
             self._send({"type": "response.output_item.done", "output_index": index, "item": item}, 0)
 
         def _message(self, script: Script, index: int) -> bool:

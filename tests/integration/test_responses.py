@@ -192,7 +192,7 @@ def test_responses_survive_a_restart_and_are_shared_by_instances(
             {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:x"}]}]},
             "input[0].content[0].image_url",
         ),
-        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"input": "x", "tools": [{"type": "file_search"}]}, "tools[0].type"),
         ({"input": "x", "reasoning": {"effort": "galactic"}}, "reasoning.effort"),
         ({"input": "x", "reasoning": {"summary": "verbose"}}, "reasoning.summary"),
         ({"input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),

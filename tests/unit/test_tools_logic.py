@@ -77,7 +77,7 @@ def test_chat_tool_mistakes_are_named(extra: dict[str, Any], param: str) -> None
 def test_responses_tools_default_to_strict_and_refuse_hosted_tools() -> None:
     request = responses_tools({"tools": [{"type": "function", "name": "f", "parameters": SCHEMA}]})
     assert request.offered[0].strict
-    assert refused(responses_tools, {"tools": [{"type": "web_search"}]}).param == "tools[0].type"
+    assert refused(responses_tools, {"tools": [{"type": "file_search"}]}).param == "tools[0].type"
     assert (
         refused(responses_tools, {"tools": [], "tool_choice": {"type": "web_search_preview"}}).param
         == "tool_choice.type"
