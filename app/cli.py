@@ -75,9 +75,12 @@ def check_login(settings: Settings, home: Path) -> Check:
     except CodexMissing:
         return False, "login: cannot tell without Codex (see the codex line)"
     home = home if home.is_dir() else settings.user_codex_home  # an isolated home not built yet
-    cwd = settings.codex_workdir if settings.codex_workdir.is_dir() else home
-    env = {**child_environment(settings, home), **located.extra_env}
-    login = asyncio.run(read_login(located, env, cwd, settings.codex_engine))
+    with tempfile.TemporaryDirectory(prefix="codex-wrapper-doctor-") as empty:
+        if not home.is_dir():  # a fresh machine: Codex asked with an empty home, as the sandbox check does
+            home = Path(empty)
+        cwd = settings.codex_workdir if settings.codex_workdir.is_dir() else home
+        env = {**child_environment(settings, home), **located.extra_env}
+        login = asyncio.run(read_login(located, env, cwd, settings.codex_engine))
     if login.error:
         return False, f"login: {login.error}. Fix: see the codex line"
     if login.missing:

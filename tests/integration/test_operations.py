@@ -135,7 +135,7 @@ def test_doctor_on_a_fresh_machine_names_only_true_causes(provider: FakeProvider
     lines = {line.split(":")[0]: line for line in done.stdout.splitlines()}
     assert lines["ok   sandbox"].startswith("ok   sandbox: works (a sandboxed command ran")
     assert f"{fresh / '.codex'} does not exist yet (the gateway creates it)" in lines["ok   sandbox"]
-    assert f"FAIL login: no {fresh / '.codex' / 'auth.json'}" in lines["FAIL login"]
+    assert "Codex is not logged in" in lines["FAIL login"] and "npx codex login" in lines["FAIL login"]
     assert not (fresh / ".codex").exists()  # doctor changes nothing
 
 
