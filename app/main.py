@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from app.api import chat, health, models, responses
+from app.api import chat, health, limits, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import Catalog, discover
@@ -31,6 +31,8 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
+from app.limits import PlanLimits, summary
+from app.limits_shared import plan_limits
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
 from app.policy import XCodex, resolve_policy
@@ -98,11 +100,29 @@ def report_sandbox(status: SandboxStatus) -> SandboxStatus:
     return status
 
 
-def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path) -> Engine:
+def make_engine(
+    settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path, plan: PlanLimits | None = None
+) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env, temp_dir)
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
-    return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
+    on_notification = plan.on_notification if plan is not None else None
+    engine = AppServerEngine(
+        binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait, on_notification
+    )
+    if plan is not None:
+        plan.reader = engine.read_rate_limits
+    return engine
+
+
+async def read_plan(plan: PlanLimits) -> None:
+    """The plan's limits at startup (a ChatGPT login answers account/rateLimits/read); its name in the log."""
+    await plan.refresh(force=True)
+    snapshot = await plan.current()
+    if snapshot.taken_at:
+        log.info("ChatGPT plan: %s", summary(snapshot, plan.clock()))
+    elif plan.reader is not None:
+        log.info("plan limits: not readable at startup (%s); a reply reports them", plan.read_note or "no answer")
 
 
 def gateway_state(app: FastAPI) -> dict[str, Any]:
@@ -117,6 +137,7 @@ def gateway_state(app: FastAPI) -> dict[str, Any]:
         "store_up": gateway.store.up if gateway else True,
         "store_write_failures": gateway.store.write_failures if gateway else 0,
         "rate_limit_storage_errors": gateway.limiter.storage_errors if gateway else 0,
+        "plan": executor.plan.metrics() if executor else None,
     }
 
 
@@ -156,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     log.info("response store: %s at %s", store.backend, store.location)
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
     temp_dir = private_temp_dir(settings)  # here, not in the lifespan: a failure is one line and exit 2
+    plan = plan_limits(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -167,13 +189,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executor = None
         if binary is not None:
             executor = Executor(
-                make_engine(settings, binary, env, temp_dir),
+                make_engine(settings, binary, env, temp_dir, plan),
                 max_parallel=settings.codex_max_parallel_requests,
                 max_queue=settings.codex_max_queue,
                 queue_timeout=settings.codex_queue_timeout_seconds,
                 turn_timeout=settings.codex_timeout,
+                plan=plan,
             )
             await executor.engine.start()
+            await read_plan(plan)
             await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
@@ -189,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if binary is not None:
                 end_leftovers(binary.path, codex_home, at_shutdown=True)
             await store.close()
+            await plan.close()
             shutil.rmtree(temp_dir, ignore_errors=True)
 
     docs = settings.codex_api_docs  # the API's own description, off unless the operator turns it on
@@ -213,7 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _client_gone(_request: object, _exc: ClientGone) -> Response:
         return Response(status_code=499)
 
-    for module in (health, models, chat, responses):
+    for module in (health, limits, models, chat, responses):
         app.include_router(module.router)
     return app
 
