@@ -101,20 +101,20 @@ def test_a_reached_limit_is_a_429_and_holds_without_reaching_the_model(
     assert provider.served.get(name) == 1
     status = limits(gateway)
     assert status["limit_reached"] is True and abs(status["limit_resets_at_unix"] - reset) <= 60
-    assert metric(gateway, "codex_wrapper_plan_limit_refusals") == 4
+    assert metric(gateway, "codex_wrapper_plan_limit_refusals_total") == 4
     assert metric(gateway, "codex_wrapper_plan_limit_reached") == 1
 
 
 def test_the_refusal_ends_at_the_reset(start_gateway: Callable[..., RunningGateway], provider: FakeProvider) -> None:
-    reset = int(time.time()) + 3
-    limited = provider.script("limits-short", Script(usage_limit_resets_in=3, headers=plan_headers((100, 300, reset))))
     gateway = start_gateway(CODEX_ENGINE="app-server", PROXY_API_KEY=KEY)
     client = gateway.client(KEY)
-    messages = [{"role": "user", "content": limited}]
+    reset = int(time.time()) + 8
+    script = Script(usage_limit_resets_in=8, headers=plan_headers((100, 300, reset)))
+    messages = [{"role": "user", "content": provider.script("limits-short", script)}]
     error = _refused(lambda: client.chat.completions.create(model=FAKE_MODEL, messages=messages))
-    assert int(error.response.headers["retry-after"]) <= 4
-    _refused(lambda: client.responses.create(model=FAKE_MODEL, input="SCRIPT:default"))
-    assert wait_for(lambda: not limits(gateway)["limit_reached"], timeout=10)
+    assert int(error.response.headers["retry-after"]) <= 9
+    _refused(lambda: client.responses.create(model=FAKE_MODEL, input="hello"))  # refused without a turn
+    assert wait_for(lambda: not limits(gateway)["limit_reached"], timeout=20)
     answer = client.responses.create(model=FAKE_MODEL, input="hello again")
     assert answer.output_text == "pong"
 
