@@ -192,6 +192,7 @@ class PlanLimits:
     _last_read: float = float("-inf")
     _synced: float = float("-inf")
     _writes: set[asyncio.Task[None]] = field(default_factory=set)
+    _pending: Snapshot | None = None
 
     # --- what Codex reports -------------------------------------------------------------------------------
     def update(self, params: Any, source: str = SOURCE_UPDATED) -> bool:
@@ -235,7 +236,9 @@ class PlanLimits:
         )
         self._last_probe = now
         self._publish()
-        log.warning("the plan's usage limit is reached; turns are refused until %s (%s)", utc_text(until), codex_message)
+        log.warning(
+            "the plan's usage limit is reached; turns are refused until %s (%s)", utc_text(until), codex_message
+        )
         return limit_failure(until, now, known)
 
     def turn_worked(self) -> None:
@@ -310,21 +313,27 @@ class PlanLimits:
             self.snapshot = found
 
     def _publish(self) -> None:
+        """Write the snapshot to the shared store in the background: one writer, so writes land in order."""
         if self.shared is None:
             return
+        self._pending = self.snapshot
+        if self._writes:
+            return  # the running writer takes the latest
         try:
-            task = asyncio.get_running_loop().create_task(self._save(self.snapshot))
+            task = asyncio.get_running_loop().create_task(self._write())
         except RuntimeError:  # no loop (unit tests of pure logic)
             return
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _save(self, snapshot: Snapshot) -> None:
+    async def _write(self) -> None:
         assert self.shared is not None
-        try:
-            await self.shared.save(snapshot)
-        except Exception as exc:
-            log.debug("plan limits: cannot write the shared store: %s", exc)
+        while (snapshot := self._pending) is not None:
+            self._pending = None
+            try:
+                await self.shared.save(snapshot)
+            except Exception as exc:
+                log.debug("plan limits: cannot write the shared store: %s", exc)
 
     async def close(self) -> None:
         if self._writes:
