@@ -100,7 +100,7 @@ def codex_limits(raw: Any) -> dict[str, Any] | None:
 
 def merged(old: Snapshot, limits: dict[str, Any], source: str, now: float) -> Snapshot:
     """`old` updated with what `limits` reports: a rolling update is sparse, so a null leaves the old value."""
-    credits = limits.get("credits")
+    credit = limits.get("credits")
     plan = limits.get("planType")
     reached = limits.get("rateLimitReachedType")
     return replace(
@@ -108,8 +108,8 @@ def merged(old: Snapshot, limits: dict[str, Any], source: str, now: float) -> Sn
         plan_type=plan if isinstance(plan, str) else old.plan_type,
         primary=_window(limits.get("primary")) or old.primary,
         secondary=_window(limits.get("secondary")) or old.secondary,
-        credits={k: credits.get(k) for k in ("hasCredits", "unlimited", "balance")}
-        if isinstance(credits, dict)
+        credits={k: credit.get(k) for k in ("hasCredits", "unlimited", "balance")}
+        if isinstance(credit, dict)
         else old.credits,
         reached_type=reached if isinstance(reached, str) else None if source == SOURCE_READ else old.reached_type,
         taken_at=now,
@@ -372,7 +372,7 @@ def describe(snapshot: Snapshot, now: float, read_note: str = "") -> dict[str, A
             "resets_at_unix": resets,
             "resets_in_seconds": max(0, math.ceil(resets - now)) if resets is not None else None,
         }
-    credits = snapshot.credits
+    credit = snapshot.credits
     reset = snapshot.reached_until if snapshot.reached_until > now else None
     return {
         "object": "plan_limits",
@@ -380,11 +380,11 @@ def describe(snapshot: Snapshot, now: float, read_note: str = "") -> dict[str, A
         "plan_type": snapshot.plan_type,
         "windows": windows,
         "credits": {
-            "has_credits": credits.get("hasCredits"),
-            "unlimited": credits.get("unlimited"),
-            "balance": credits.get("balance"),
+            "has_credits": credit.get("hasCredits"),
+            "unlimited": credit.get("unlimited"),
+            "balance": credit.get("balance"),
         }
-        if credits
+        if credit
         else None,
         "limit_reached": reset is not None,
         "limit_resets_at": iso(reset) if reset is not None else None,

@@ -52,7 +52,7 @@ class Script:
 def plan_headers(
     primary: tuple[float, int, int] | None = None,
     secondary: tuple[float, int, int] | None = None,
-    credits: tuple[bool, bool, str] | None = None,
+    credit: tuple[bool, bool, str] | None = None,
 ) -> dict[str, str]:
     """The backend's rate-limit headers, as Codex reads them: each window (used percent, window minutes, reset at
     Unix seconds) and credits (has credits, unlimited, balance)."""
@@ -63,8 +63,8 @@ def plan_headers(
             headers[f"x-codex-{name}-used-percent"] = f"{used:g}"
             headers[f"x-codex-{name}-window-minutes"] = str(minutes)
             headers[f"x-codex-{name}-reset-at"] = str(reset_at)
-    if credits is not None:
-        has, unlimited, balance = credits
+    if credit is not None:
+        has, unlimited, balance = credit
         headers["x-codex-credits-has-credits"] = str(has).lower()
         headers["x-codex-credits-unlimited"] = str(unlimited).lower()
         headers["x-codex-credits-balance"] = balance

@@ -106,7 +106,7 @@ LOCAL = timezone(timedelta(hours=9))
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        ("You’ve hit your usage limit. Try again at 6:37 PM.", datetime(2026, 12, 5, 18, 37, tzinfo=LOCAL)),
+        ("You\u2019ve hit your usage limit. Try again at 6:37 PM.", datetime(2026, 12, 5, 18, 37, tzinfo=LOCAL)),
         ("You've hit your usage limit. Try again at Dec 6th, 2026 7:07 AM.", datetime(2026, 12, 6, 7, 7, tzinfo=LOCAL)),
         ("ERROR: Please try again at Jan 1st, 2027 12:05 AM.", datetime(2027, 1, 1, 0, 5, tzinfo=LOCAL)),
         ("Try again at 3:00 PM.", datetime(2026, 12, 6, 15, 0, tzinfo=LOCAL)),  # past today: tomorrow
@@ -146,7 +146,7 @@ async def test_refusals_hold_until_the_reset_with_one_probe_a_minute() -> None:
 
 
 async def test_an_answer_ends_the_refusal_early() -> None:
-    limits, clock = plan()
+    limits, _ = plan()
     limits.limit_hit("You've hit your usage limit. Try again later.")  # no reset known: a probe interval
     with pytest.raises(ApiError) as refused:
         await limits.admit()
@@ -156,7 +156,7 @@ async def test_an_answer_ends_the_refusal_early() -> None:
 
 
 def test_usage_limit_failures_of_the_exec_engine() -> None:
-    assert failure_from("You’ve hit your usage limit. Try again at 6:37 AM.").kind is FailureKind.USAGE_LIMIT
+    assert failure_from("You\u2019ve hit your usage limit. Try again at 6:37 AM.").kind is FailureKind.USAGE_LIMIT
     assert failure_from("last status: 429 Too Many Requests").kind is FailureKind.RATE_LIMITED
 
 
