@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import openai
@@ -13,6 +14,8 @@ import pytest
 
 from tests.fakes.provider import FakeProvider, Script, plan_headers
 from tests.harness import FAKE_MODEL, RunningGateway, wait_for
+from tests.integration.test_operations import run_cli
+from tests.redis_server import RedisServer
 
 KEY = "limits-test-key"
 
@@ -122,3 +125,17 @@ def test_the_refusal_ends_at_the_reset(start_gateway: Callable[..., RunningGatew
 def test_limits_without_a_key_setting_is_open(start_gateway: Callable[..., RunningGateway]) -> None:
     gateway = start_gateway(CODEX_ENGINE="exec")
     assert httpx.get(f"{gateway.base_url}/limits", timeout=10).json()["known"] is False
+
+
+def test_instances_on_one_redis_share_the_plan_and_doctor_shows_it(
+    start_gateway: Callable[..., RunningGateway], provider: FakeProvider, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    now = int(time.time())
+    marker = provider.script("limits-shared", Script(deltas=["ok"], headers=plan_headers((77, 300, now + 600))))
+    shared = {"CODEX_ENGINE": "app-server", "PROXY_API_KEY": KEY, "CODEX_STORE_URL": redis_server.url}
+    one, two = start_gateway(**shared), start_gateway(**shared)
+    one.client(KEY).responses.create(model=FAKE_MODEL, input=marker)
+    assert wait_for(lambda: limits(two).get("windows", {}).get("primary", {}).get("used_percent") == 77)
+    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(two.codex_home), CODEX_STORE_URL=redis_server.url)
+    plan = [line for line in doctor.stdout.splitlines() if "plan:" in line]
+    assert plan and plan[0].startswith("ok") and "primary (300 min) 77% used" in plan[0], doctor.stdout
