@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         catalog = await discover(binary, env, codex_home)
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
-        executor = None
+        executor, reading = None, None
         if binary is not None:
             executor = Executor(
                 make_engine(settings, binary, env, temp_dir, plan),
@@ -197,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 plan=plan,
             )
             await executor.engine.start()
-            await read_plan(plan)
+            reading = asyncio.create_task(read_plan(plan))  # a ChatGPT login's read goes to the backend: not awaited
             await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
@@ -207,6 +207,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if reading is not None:
+                reading.cancel()
             if executor is not None:
                 await executor.shutdown()
                 await executor.engine.stop()

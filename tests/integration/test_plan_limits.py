@@ -43,6 +43,9 @@ def test_limits_needs_a_key_and_says_when_nothing_is_known(start_gateway: Callab
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
     body = limits(gateway)
     assert body["known"] is False and body["limit_reached"] is False and "Nothing is known" in body["message"]
+    assert "authentication required" in body["message"]  # account/rateLimits/read needs a ChatGPT login
+    # the startup line: with a ChatGPT login it names the plan; here it says why the limits are not known yet
+    assert wait_for(lambda: "plan limits: not readable at startup (" in gateway.log())
 
 
 def test_a_replys_headers_show_in_limits_and_metrics(
