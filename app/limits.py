@@ -168,7 +168,9 @@ class SharedState(Protocol):
 
     async def load(self) -> Snapshot | None: ...
 
-    async def save(self, snapshot: Snapshot) -> None: ...
+    async def save(self, snapshot: Snapshot, hold_probe: float = 0.0) -> None:
+        """Keep `snapshot`; with `hold_probe`, no instance may claim a probe for that many seconds."""
+        ...
 
     async def claim_probe(self, seconds: float) -> bool: ...
 
@@ -193,6 +195,7 @@ class PlanLimits:
     _synced: float = float("-inf")
     _writes: set[asyncio.Task[None]] = field(default_factory=set)
     _pending: Snapshot | None = None
+    _hold_probe = False  # the next write also starts the shared probe interval (a turn just hit the limit)
 
     # --- what Codex reports -------------------------------------------------------------------------------
     def update(self, params: Any, source: str = SOURCE_UPDATED) -> bool:
@@ -235,6 +238,7 @@ class PlanLimits:
             source=SOURCE_REFUSED,
         )
         self._last_probe = now
+        self._hold_probe = True
         self._publish()
         log.warning(
             "the plan's usage limit is reached; turns are refused until %s (%s)", utc_text(until), codex_message
@@ -330,8 +334,9 @@ class PlanLimits:
         assert self.shared is not None
         while (snapshot := self._pending) is not None:
             self._pending = None
+            hold, self._hold_probe = self._hold_probe, False
             try:
-                await self.shared.save(snapshot)
+                await self.shared.save(snapshot, PROBE_INTERVAL if hold else 0.0)
             except Exception as exc:
                 log.debug("plan limits: cannot write the shared store: %s", exc)
 

@@ -35,8 +35,10 @@ class RedisPlanState:
         raw = await self._client().get(KEY)
         return Snapshot.from_json(json.loads(raw)) if raw else None
 
-    async def save(self, snapshot: Snapshot) -> None:
+    async def save(self, snapshot: Snapshot, hold_probe: float = 0.0) -> None:
         await self._client().set(KEY, json.dumps(snapshot.to_json()))
+        if hold_probe:
+            await self._client().set(PROBE_KEY, "1", px=int(hold_probe * 1000))
 
     async def claim_probe(self, seconds: float) -> bool:
         """Whether this instance may let the next probe through (one per `seconds` across instances)."""

@@ -4,14 +4,17 @@ and refusals without a turn while it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
+from app.limits_shared import KEY as SHARED_KEY
+from app.limits_shared import PROBE_KEY, RedisPlanState
 from tests.fakes.provider import FakeProvider, Script, plan_headers
 from tests.harness import FAKE_MODEL, RunningGateway, wait_for
 from tests.integration.test_operations import run_cli
@@ -130,15 +133,48 @@ def test_limits_without_a_key_setting_is_open(start_gateway: Callable[..., Runni
     assert httpx.get(f"{gateway.base_url}/limits", timeout=10).json()["known"] is False
 
 
+@pytest.fixture
+def plan_in_redis(redis_server: RedisServer) -> Iterator[str]:
+    """The shared Redis without a plan state, before and after: a reached limit left there would refuse the requests
+    of every later test on it."""
+
+    async def clear() -> None:
+        state = RedisPlanState(redis_server.url, 2)
+        await state._client().delete([SHARED_KEY, PROBE_KEY])
+        await state.close()
+
+    asyncio.run(clear())
+    yield redis_server.url
+    asyncio.run(clear())
+
+
 def test_instances_on_one_redis_share_the_plan_and_doctor_shows_it(
-    start_gateway: Callable[..., RunningGateway], provider: FakeProvider, redis_server: RedisServer, tmp_path: Path
-) -> None:
+    plan_in_redis: str, start_gateway: Callable[..., RunningGateway], provider: FakeProvider, tmp_path: Path
+) -> None:  # plan_in_redis first: it clears Redis after the gateways are gone
     now = int(time.time())
     marker = provider.script("limits-shared", Script(deltas=["ok"], headers=plan_headers((77, 300, now + 600))))
-    shared = {"CODEX_ENGINE": "app-server", "PROXY_API_KEY": KEY, "CODEX_STORE_URL": redis_server.url}
+    shared = {"CODEX_ENGINE": "app-server", "PROXY_API_KEY": KEY, "CODEX_STORE_URL": plan_in_redis}
     one, two = start_gateway(**shared), start_gateway(**shared)
     one.client(KEY).responses.create(model=FAKE_MODEL, input=marker)
     assert wait_for(lambda: limits(two).get("windows", {}).get("primary", {}).get("used_percent") == 77)
-    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(two.codex_home), CODEX_STORE_URL=redis_server.url)
+    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(two.codex_home), CODEX_STORE_URL=plan_in_redis)
     plan = [line for line in doctor.stdout.splitlines() if "plan:" in line]
     assert plan and plan[0].startswith("ok") and "primary (300 min) 77% used" in plan[0], doctor.stdout
+
+
+def test_a_limit_one_instance_hits_holds_on_every_instance(
+    plan_in_redis: str, start_gateway: Callable[..., RunningGateway], provider: FakeProvider
+) -> None:
+    shared = {"CODEX_ENGINE": "app-server", "PROXY_API_KEY": KEY, "CODEX_STORE_URL": plan_in_redis}
+    one, two = start_gateway(**shared), start_gateway(**shared)
+    reset = int(time.time()) + 1800
+    script = Script(usage_limit_resets_in=1800, headers=plan_headers((100, 300, reset)))
+    marker = provider.script("limits-shared-hit", script)
+    messages = [{"role": "user", "content": marker}]
+    _refused(lambda: one.client(KEY).chat.completions.create(model=FAKE_MODEL, messages=messages))
+    assert wait_for(lambda: limits(two)["limit_reached"])
+    for gateway in (two, one, two, one):
+        error = _refused(lambda g=gateway: g.client(KEY).responses.create(model=FAKE_MODEL, input=marker))
+        assert error.body["code"] == "usage_limit_reached"
+        assert 1700 <= int(error.response.headers["retry-after"]) <= 1801
+    assert provider.served.get("limits-shared-hit") == 1

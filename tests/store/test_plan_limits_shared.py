@@ -35,6 +35,9 @@ async def test_two_instances_share_one_state_and_one_probe(redis_server: RedisSe
         one = PlanLimits(shared=RedisPlanState(redis_server.url, 2), clock=clock)
         snapshot = await two.current()
         assert snapshot.reached_until == NOW + 3600 and snapshot.primary is not None
+        for limits in (one, two):  # right after the hit no instance lets a probe through
+            with pytest.raises(ApiError):
+                await limits.admit()
         await cleaner._client().delete([PROBE_KEY])  # the minute since the hit has passed, in Redis' own clock
         clock.now += PROBE_INTERVAL
         passed = 0
@@ -44,7 +47,7 @@ async def test_two_instances_share_one_state_and_one_probe(redis_server: RedisSe
                 passed += 1
             except ApiError as exc:
                 assert exc.code == "usage_limit_reached"
-        assert passed == 1 and one.refusals + two.refusals == 3
+        assert passed == 1 and one.refusals + two.refusals == 5
     finally:
         await cleaner._client().delete([KEY, PROBE_KEY])
         for limits in (one, two):
