@@ -22,7 +22,7 @@ from app.engines.rpc import RpcError, SessionClosed
 from app.http_guard import http_protocol
 from app.layout import check_layout
 from app.limits import SOURCE_READ, PlanLimits, Snapshot, iso, summary
-from app.limits_shared import RedisPlanState
+from app.limits_shared import shared_state
 from app.provider import ProviderResolver, read_config
 from app.sandbox import probe_sandbox
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
@@ -156,11 +156,19 @@ def check_plan(settings: Settings, home: Path) -> Check:
     return True, f"plan: limits not known ({why}); GET /limits shows them once a reply through app-server reports them"
 
 
+def _provider_key(settings: Settings, home: Path) -> str:
+    try:
+        provider = ProviderResolver(home, child_environment(settings, home)).current()
+    except ConfigError:
+        return ""
+    return f"{provider.name}@{provider.base_url}"
+
+
 async def _read_plan(
     settings: Settings, located: CodexBinary | None, env: dict[str, str], home: Path
 ) -> tuple[Snapshot | None, str]:
-    if settings.store_is_redis:
-        shared = RedisPlanState(settings.codex_store_url, settings.codex_store_timeout_seconds)
+    shared = shared_state(settings, home, _provider_key(settings, home))
+    if shared is not None:
         try:
             found = await asyncio.wait_for(shared.load(), settings.codex_store_timeout_seconds + 1)
         except Exception as exc:

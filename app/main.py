@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     log.info("response store: %s at %s", store.backend, store.location)
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
     temp_dir = private_temp_dir(settings)  # here, not in the lifespan: a failure is one line and exit 2
-    plan = plan_limits(settings)
+    plan = plan_limits(settings, codex_home, f"{provider.name}@{provider.base_url}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import coredis
 import httpx
 import openai
 import pytest
 
-from app.limits_shared import KEY as SHARED_KEY
-from app.limits_shared import PROBE_KEY, RedisPlanState
+from app.limits_shared import PREFIX
 from tests.fakes.provider import FakeProvider, Script, plan_headers
 from tests.harness import FAKE_MODEL, RunningGateway, wait_for
 from tests.integration.test_operations import run_cli
@@ -139,9 +139,11 @@ def plan_in_redis(redis_server: RedisServer) -> Iterator[str]:
     of every later test on it."""
 
     async def clear() -> None:
-        state = RedisPlanState(redis_server.url, 2)
-        await state._client().delete([SHARED_KEY, PROBE_KEY])
-        await state.close()
+        redis = coredis.Redis.from_url(redis_server.url, decode_responses=True)
+        keys = [key async for key in redis.scan_iter(match=f"{PREFIX}:*")]
+        if keys:
+            await redis.delete(keys)
+        redis.connection_pool.disconnect()
 
     asyncio.run(clear())
     yield redis_server.url

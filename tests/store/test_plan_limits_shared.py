@@ -3,11 +3,14 @@ honours, and one probe a minute passes across all of them."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from app.errors import ApiError
 from app.limits import PROBE_INTERVAL, PlanLimits
-from app.limits_shared import KEY, PROBE_KEY, RedisPlanState
+from app.limits_shared import RedisPlanState, account_scope
 from tests.redis_server import RedisServer
 
 NOW = 1_796_450_000.0
@@ -27,7 +30,7 @@ async def test_two_instances_share_one_state_and_one_probe(redis_server: RedisSe
     one = PlanLimits(shared=RedisPlanState(redis_server.url, 2), clock=clock)
     two = PlanLimits(shared=RedisPlanState(redis_server.url, 2), clock=clock)
     cleaner = RedisPlanState(redis_server.url, 2)
-    await cleaner._client().delete([KEY, PROBE_KEY])
+    await cleaner.clear()
     try:
         one.update(FULL)
         one.limit_hit("You've hit your usage limit.")
@@ -35,10 +38,14 @@ async def test_two_instances_share_one_state_and_one_probe(redis_server: RedisSe
         one = PlanLimits(shared=RedisPlanState(redis_server.url, 2), clock=clock)
         snapshot = await two.current()
         assert snapshot.reached_until == NOW + 3600 and snapshot.primary is not None
+        other_account = PlanLimits(shared=RedisPlanState(redis_server.url, 2, scope="another"), clock=clock)
+        await other_account.admit()  # another login's plan is not this one's
+        assert not (await other_account.current()).taken_at
+        await other_account.close()
         for limits in (one, two):  # right after the hit no instance lets a probe through
             with pytest.raises(ApiError):
                 await limits.admit()
-        await cleaner._client().delete([PROBE_KEY])  # the minute since the hit has passed, in Redis' own clock
+        await cleaner._client().delete([cleaner.probe_key])  # the minute since the hit has passed, in Redis' own clock
         clock.now += PROBE_INTERVAL
         passed = 0
         for limits in (one, two, one, two):
@@ -49,7 +56,7 @@ async def test_two_instances_share_one_state_and_one_probe(redis_server: RedisSe
                 assert exc.code == "usage_limit_reached"
         assert passed == 1 and one.refusals + two.refusals == 5
     finally:
-        await cleaner._client().delete([KEY, PROBE_KEY])
+        await cleaner.clear()
         for limits in (one, two):
             await limits.close()
         await cleaner.close()
@@ -65,3 +72,12 @@ async def test_an_unreachable_redis_leaves_each_instance_its_own_state() -> None
     clock.now += PROBE_INTERVAL
     await limits.admit()  # the probe, decided locally
     await limits.close()
+
+
+def test_the_scope_is_the_account_hashed(tmp_path: Path) -> None:
+    (tmp_path / "auth.json").write_text(json.dumps({"tokens": {"account_id": "acct-1", "access_token": "secret"}}))
+    scope = account_scope(tmp_path, "openai@https://api.openai.com/v1")
+    assert "acct-1" not in scope and len(scope) == 16
+    assert scope != account_scope(tmp_path / "none", "openai@https://api.openai.com/v1")
+    (tmp_path / "auth.json").write_text(json.dumps({"tokens": {"account_id": "acct-2"}}))
+    assert scope != account_scope(tmp_path, "openai@https://api.openai.com/v1")
