@@ -68,7 +68,7 @@ class Executor:
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
         cancel it wherever it is; the engine's own cleanup kills its Codex process.
         """
-        asked = time.perf_counter()
+        asked, started = time.perf_counter(), self.plan.clock()
         await self.plan.admit()  # a reached plan limit: 429 without starting Codex (but a probe a minute)
         await self._admit()
         if stats is not None:
@@ -106,7 +106,7 @@ class Executor:
                     yield self.note(Failed(FailureKind.CRASHED, "Codex ended the turn without an answer."), stats)
                     return
                 ended = isinstance(item, TERMINAL)
-                item = self.plan_noted(item)
+                item = self.plan_noted(item, started)
                 self.note(item, stats)
                 yield item  # type: ignore[misc]
                 if ended:
@@ -122,12 +122,12 @@ class Executor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def plan_noted(self, event: object) -> object:
+    def plan_noted(self, event: object, started: float) -> object:
         """A reached plan limit starts refusals (and its failure says until when); an answer ends them."""
         if isinstance(event, Failed) and event.kind is FailureKind.USAGE_LIMIT:
             return self.plan.limit_hit(event.message)
         if isinstance(event, Completed):
-            self.plan.turn_worked()
+            self.plan.turn_worked(started)
         return event
 
     def note(self, event: object, stats: RequestStats | None) -> Any:

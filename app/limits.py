@@ -61,6 +61,7 @@ class Snapshot:
     reached_until: float = 0.0
     reached_message: str = ""
     reached_known: bool = True  # whether `reached_until` is the reset Codex named (else a probe interval)
+    reached_at: float = 0.0  # when a turn hit the limit
 
     def windows(self) -> dict[str, Window]:
         return {name: w for name in WINDOWS if (w := getattr(self, name)) is not None}
@@ -234,6 +235,7 @@ class PlanLimits:
             reached_until=until,
             reached_message=codex_message[:300],
             reached_known=known,
+            reached_at=now,
             taken_at=now,
             source=SOURCE_REFUSED,
         )
@@ -245,9 +247,10 @@ class PlanLimits:
         )
         return limit_failure(until, now, known)
 
-    def turn_worked(self) -> None:
-        """A turn got an answer: a refusal in force (an early reset, bought credits) ends."""
-        if self.snapshot.reached_until:
+    def turn_worked(self, started: float) -> None:
+        """A turn started at `started` got an answer: a refusal in force ends (an early reset, bought credits) if the
+        turn began after the limit was hit (one that began before may have reached the model before it)."""
+        if self.snapshot.reached_until and started >= self.snapshot.reached_at:
             log.warning("a turn got an answer: the plan's usage limit no longer holds")
             self.snapshot = replace(self.snapshot, reached_until=0.0, reached_message="", taken_at=self.clock())
             self._publish()

@@ -151,7 +151,10 @@ async def test_an_answer_ends_the_refusal_early() -> None:
     with pytest.raises(ApiError) as refused:
         await limits.admit()
     assert "not known" in refused.value.message and refused.value.headers["Retry-After"] == "60"
-    limits.turn_worked()
+    limits.turn_worked(NOW - 1)  # a turn that began before the hit proves nothing
+    with pytest.raises(ApiError):
+        await limits.admit()
+    limits.turn_worked(NOW)
     await limits.admit()
 
 
