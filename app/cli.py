@@ -181,7 +181,7 @@ async def _read_plan(
         if found is not None:
             return found, ""
     else:
-        why = "no ChatGPT login answered"
+        why = ""
     if located is None:
         return None, "no Codex"
     worker = Worker(0, located, env, settings.codex_workdir if settings.codex_workdir.is_dir() else home)
@@ -192,7 +192,7 @@ async def _read_plan(
         result = await asyncio.wait_for(worker.session.request("account/rateLimits/read", {}), 20)
         limits.update(result, SOURCE_READ)
     except (OSError, TimeoutError, RpcError, SessionClosed) as exc:
-        return None, f"{why}; {str(exc)[:150]}"
+        return None, "; ".join(part for part in (why, str(exc)[:150]) if part)
     finally:
         await worker.terminate()
     return limits.snapshot, ""

@@ -367,7 +367,7 @@ def describe(snapshot: Snapshot, now: float, read_note: str = "") -> dict[str, A
             "known": False,
             "message": "Nothing is known of the plan's limits yet: Codex reports them after a reply through the "
             "app-server engine, with a ChatGPT login when asked, or when a limit is reached."
-            + (f" account/rateLimits/read: {read_note}" if read_note else ""),
+            + (f" Asked, Codex answered: {read_note}" if read_note else ""),
             "limit_reached": False,
         }
     windows: dict[str, Any] = {}
