@@ -31,7 +31,7 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
-from app.limits import PlanLimits, summary
+from app.limits import SOURCE_READ, PlanLimits, summary
 from app.limits_shared import plan_limits
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
@@ -117,11 +117,12 @@ def make_engine(
 
 async def read_plan(plan: PlanLimits) -> None:
     """The plan's limits at startup (a ChatGPT login answers account/rateLimits/read); its name in the log."""
+    if plan.reader is None:
+        return
     await plan.refresh(force=True)
-    snapshot = await plan.current()
-    if snapshot.taken_at:
-        log.info("ChatGPT plan: %s", summary(snapshot, plan.clock()))
-    elif plan.reader is not None:
+    if plan.snapshot.source == SOURCE_READ:
+        log.info("ChatGPT plan: %s", summary(plan.snapshot, plan.clock()))
+    else:
         log.info("plan limits: not readable at startup (%s); a reply reports them", plan.read_note or "no answer")
 
 
