@@ -295,6 +295,16 @@ class PlanLimits:
         if result is not None and self.update(result, SOURCE_READ):
             self.read_note = ""
 
+    async def read_at_startup(self) -> None:
+        """The plan's limits at startup (a ChatGPT login answers account/rateLimits/read); its name in the log."""
+        if self.reader is None:
+            return
+        await self.refresh(force=True)
+        if self.snapshot.source == SOURCE_READ:
+            log.info("ChatGPT plan: %s", summary(self.snapshot, self.clock()))
+        else:
+            log.info("plan limits: not readable at startup (%s); a reply reports them", self.read_note or "no answer")
+
     async def current(self) -> Snapshot:
         await self._sync()
         return self.snapshot

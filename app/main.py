@@ -31,7 +31,7 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
-from app.limits import SOURCE_READ, PlanLimits, summary
+from app.limits import PlanLimits
 from app.limits_shared import plan_limits
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
@@ -115,17 +115,6 @@ def make_engine(
     return engine
 
 
-async def read_plan(plan: PlanLimits) -> None:
-    """The plan's limits at startup (a ChatGPT login answers account/rateLimits/read); its name in the log."""
-    if plan.reader is None:
-        return
-    await plan.refresh(force=True)
-    if plan.snapshot.source == SOURCE_READ:
-        log.info("ChatGPT plan: %s", summary(plan.snapshot, plan.clock()))
-    else:
-        log.info("plan limits: not readable at startup (%s); a reply reports them", plan.read_note or "no answer")
-
-
 def gateway_state(app: FastAPI) -> dict[str, Any]:
     gateway: Gateway | None = getattr(app.state, "gateway", None)
     executor = gateway.executor if gateway else None
@@ -198,7 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 plan=plan,
             )
             await executor.engine.start()
-            reading = asyncio.create_task(read_plan(plan))  # a ChatGPT login's read goes to the backend: not awaited
+            reading = asyncio.create_task(plan.read_at_startup())  # it may go to the backend: not awaited
             await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED

@@ -182,3 +182,18 @@ def test_a_snapshot_round_trips_through_json() -> None:
     limits.limit_hit("Try again later.")
     assert Snapshot.from_json(limits.snapshot.to_json()) == limits.snapshot
     assert datetime.fromtimestamp(limits.snapshot.taken_at, UTC).year == 2026
+
+
+async def test_the_startup_line_names_the_plan_a_chatgpt_login_reports(caplog: pytest.LogCaptureFixture) -> None:
+    async def chatgpt() -> dict[str, Any]:
+        return READ
+
+    async def api_key() -> dict[str, Any]:
+        raise RuntimeError("account/rateLimits/read: codex account authentication required to read rate limits")
+
+    caplog.set_level("INFO", "codex_wrapper")
+    await PlanLimits(reader=chatgpt, clock=Clock()).read_at_startup()
+    await PlanLimits(reader=api_key, clock=Clock()).read_at_startup()
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("ChatGPT plan: plan pro; primary (300 min) 42% used") for line in lines), lines
+    assert any("not readable at startup (account/rateLimits/read: codex account authentication" in x for x in lines)
