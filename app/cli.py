@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -17,14 +18,26 @@ from pathlib import Path
 import uvicorn
 
 from app.api.health import SERVICE
-from app.codex_cli import CodexMissing, child_environment, codex_note, is_tested, locate_codex, probe_version
+from app.codex_cli import (
+    CodexBinary,
+    CodexMissing,
+    child_environment,
+    codex_note,
+    is_tested,
+    locate_codex,
+    probe_version,
+)
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.effective import lines as effective_lines
+from app.engines.app_server_pool import Worker
 from app.engines.protocol import ProtocolDrift, check_protocol
+from app.engines.rpc import RpcError, SessionClosed
 from app.healthcheck import ready_url
 from app.http_guard import http_protocol
 from app.layout import check_layout
+from app.limits import SOURCE_READ, PlanLimits, Snapshot, iso, summary
+from app.limits_shared import shared_state
 from app.login import not_logged_in, read_login
 from app.provider import ProviderResolver, read_config
 from app.sandbox import probe_sandbox
@@ -182,6 +195,62 @@ def check_store(settings: Settings, _home: Path) -> Check:
     return True, line
 
 
+def check_plan(settings: Settings, home: Path) -> Check:
+    """The ChatGPT plan's windows when they are known: from the shared store (what running gateways last saw), else
+    from account/rateLimits/read (a ChatGPT login only). Informational: never a failure."""
+    try:
+        located = locate_codex(settings)
+    except CodexMissing:
+        located = None
+    env = {**child_environment(settings, home), **(located.extra_env if located else {})}
+    snapshot, why = asyncio.run(_read_plan(settings, located, env, home))
+    if snapshot is not None and snapshot.taken_at:
+        return True, f"plan: {summary(snapshot, time.time())} (from {snapshot.source}, {iso(snapshot.taken_at)})"
+    return True, f"plan: limits not known ({why}); GET /limits shows them once a reply through app-server reports them"
+
+
+def _provider_key(settings: Settings, home: Path) -> str:
+    try:
+        provider = ProviderResolver(home, child_environment(settings, home)).current()
+    except ConfigError:
+        return ""
+    return f"{provider.name}@{provider.base_url}"
+
+
+async def _read_plan(
+    settings: Settings, located: CodexBinary | None, env: dict[str, str], home: Path
+) -> tuple[Snapshot | None, str]:
+    shared = shared_state(settings, home, _provider_key(settings, home))
+    if shared is not None:
+        try:
+            found = await asyncio.wait_for(shared.load(), settings.codex_store_timeout_seconds + 1)
+        except Exception as exc:
+            found = None
+            why = f"the shared store did not answer: {type(exc).__name__}"
+        else:
+            why = "no gateway has seen them yet"
+        finally:
+            await shared.close()
+        if found is not None:
+            return found, ""
+    else:
+        why = ""
+    if located is None:
+        return None, "no Codex"
+    worker = Worker(0, located, env, settings.codex_workdir if settings.codex_workdir.is_dir() else home)
+    limits = PlanLimits()
+    try:
+        await worker.spawn()
+        assert worker.session is not None
+        result = await asyncio.wait_for(worker.session.request("account/rateLimits/read", {}), 20)
+        limits.update(result, SOURCE_READ)
+    except (OSError, TimeoutError, RpcError, SessionClosed) as exc:
+        return None, "; ".join(part for part in (why, str(exc)[:150]) if part)
+    finally:
+        await worker.terminate()
+    return limits.snapshot, ""
+
+
 async def _store_health(store: ResponseStore) -> StoreHealth:
     try:
         return await store.health(detail=True)
@@ -191,7 +260,7 @@ async def _store_health(store: ResponseStore) -> StoreHealth:
 
 CHECKS: tuple[Callable[[Settings, Path], Check], ...] = (
     check_codex, check_login, check_provider, check_sandbox, check_workdir, check_sandbox_layout, check_port,
-    check_store,
+    check_store, check_plan,
 )  # fmt: skip
 
 

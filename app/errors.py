@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -107,8 +109,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return ApiError(500, "Internal error in the gateway.", code="internal_error").response()
 
 
-def failure_error(kind: str, message: str) -> ApiError:
-    """The API error for a failed turn (see turn.FailureKind)."""
+def failure_error(kind: str, message: str, retry_at: float | None = None, now: float | None = None) -> ApiError:
+    """The API error for a failed turn (see turn.FailureKind); `retry_at` (Unix seconds) sets Retry-After."""
+    if kind == "usage_limit":
+        now = time.time() if now is None else now
+        seconds = max(1, math.ceil(retry_at - now)) if retry_at is not None else 60
+        return ApiError(429, message, code="usage_limit_reached", headers={"Retry-After": str(seconds)})
     if kind == "rate_limited":
         return ApiError(429, f"The model provider refused: {message}", code="upstream_rate_limited")
     if kind == "timeout":

@@ -12,16 +12,27 @@ from typing import Any
 
 from app.engines.base import Engine
 from app.errors import ApiError
+from app.limits import PlanLimits
 from app.observability import RequestStats
-from app.turn import TERMINAL, Failed, FailureKind, Turn, TurnEvent, UsageReport
+from app.turn import TERMINAL, Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 log = logging.getLogger("codex_wrapper")
 _END = object()
 
 
 class Executor:
-    def __init__(self, engine: Engine, *, max_parallel: int, max_queue: int, queue_timeout: float, turn_timeout: float):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_parallel: int,
+        max_queue: int,
+        queue_timeout: float,
+        turn_timeout: float,
+        plan: PlanLimits | None = None,
+    ):
         self.engine = engine
+        self.plan = plan or PlanLimits()
         self.max_parallel = max_parallel
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
@@ -57,7 +68,8 @@ class Executor:
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
         cancel it wherever it is; the engine's own cleanup kills its Codex process.
         """
-        asked = time.perf_counter()
+        asked, started = time.perf_counter(), self.plan.clock()
+        await self.plan.admit()  # a reached plan limit: 429 without starting Codex (but a probe a minute)
         await self._admit()
         if stats is not None:
             stats.queue_wait_ms = round((time.perf_counter() - asked) * 1000, 1)
@@ -94,6 +106,7 @@ class Executor:
                     yield self.note(Failed(FailureKind.CRASHED, "Codex ended the turn without an answer."), stats)
                     return
                 ended = isinstance(item, TERMINAL)
+                item = self.plan_noted(item, started)
                 self.note(item, stats)
                 yield item  # type: ignore[misc]
                 if ended:
@@ -108,6 +121,14 @@ class Executor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    def plan_noted(self, event: object, started: float) -> object:
+        """A reached plan limit starts refusals (and its failure says until when); an answer ends them."""
+        if isinstance(event, Failed) and event.kind is FailureKind.USAGE_LIMIT:
+            return self.plan.limit_hit(event.message)
+        if isinstance(event, Completed):
+            self.plan.turn_worked(started)
+        return event
 
     def note(self, event: object, stats: RequestStats | None) -> Any:
         """Count failures; put tokens and failures on the request's stats."""

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from app.api import chat, health, models, responses
+from app.api import chat, health, limits, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import Catalog, discover
@@ -31,6 +31,8 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
+from app.limits import PlanLimits
+from app.limits_shared import plan_limits
 from app.login import LoginWatch, not_logged_in, read_login
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
@@ -112,11 +114,19 @@ def report_sandbox(status: SandboxStatus) -> SandboxStatus:
     return status
 
 
-def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path) -> Engine:
+def make_engine(
+    settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path, plan: PlanLimits | None = None
+) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env, temp_dir)
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
-    return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
+    on_notification = plan.on_notification if plan is not None else None
+    engine = AppServerEngine(
+        binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait, on_notification
+    )
+    if plan is not None:
+        plan.reader = engine.read_rate_limits
+    return engine
 
 
 def gateway_state(app: FastAPI) -> dict[str, Any]:
@@ -131,6 +141,7 @@ def gateway_state(app: FastAPI) -> dict[str, Any]:
         "store_up": gateway.store.up if gateway else True,
         "store_write_failures": gateway.store.write_failures if gateway else 0,
         "rate_limit_storage_errors": gateway.limiter.storage_errors if gateway else 0,
+        "plan": executor.plan.metrics() if executor else None,
     }
 
 
@@ -170,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     log.info("response store: %s at %s", store.backend, store.location)
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
     temp_dir = private_temp_dir(settings)  # here, not in the lifespan: a failure is one line and exit 2
+    plan = plan_limits(settings, codex_home, f"{provider.name}@{provider.base_url}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,17 +191,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         login = login_watch(settings, binary, env, codex_home) if binary is not None else None
         catalog, *_ = await asyncio.gather(discover(binary, env, codex_home), *([login.start()] if login else []))
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
-        executor = None
+        executor, reading = None, None
         if binary is not None:
             executor = Executor(
-                make_engine(settings, binary, env, temp_dir),
+                make_engine(settings, binary, env, temp_dir, plan),
                 max_parallel=settings.codex_max_parallel_requests,
                 max_queue=settings.codex_max_queue,
                 queue_timeout=settings.codex_queue_timeout_seconds,
                 turn_timeout=settings.codex_timeout,
+                plan=plan,
             )
             engine = executor.engine
             await engine.start()
+            reading = asyncio.create_task(plan.read_at_startup())  # it may go to the backend: not awaited
             await prewarm_defaults(engine, settings, providers, catalog, layout)
 
             async def after_login() -> None:
@@ -209,12 +223,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if login is not None:
                 await login.close()
+            if reading is not None:
+                reading.cancel()
             if executor is not None:
                 await executor.shutdown()
                 await executor.engine.stop()
             if binary is not None:
                 end_leftovers(binary.path, codex_home, at_shutdown=True)
             await store.close()
+            await plan.close()
             shutil.rmtree(temp_dir, ignore_errors=True)
 
     docs = settings.codex_api_docs  # the API's own description, off unless the operator turns it on
@@ -239,7 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _client_gone(_request: object, _exc: ClientGone) -> Response:
         return Response(status_code=499)
 
-    for module in (health, models, chat, responses):
+    for module in (health, limits, models, chat, responses):
         app.include_router(module.router)
     return app
 

@@ -78,6 +78,29 @@ class GatewayCollector:
             "codex_wrapper_rate_limit_storage_errors", "Requests let through because the rate-limit storage failed",
             value=state["rate_limit_storage_errors"],
         )  # fmt: skip
+        yield from plan_metrics(state.get("plan"))
+
+
+def plan_metrics(plan: dict[str, Any] | None) -> Iterator[Metric]:
+    """The ChatGPT plan's windows as Codex last reported them (app/limits.py), and refusals while one is used up."""
+    used = GaugeMetricFamily("codex_wrapper_plan_used_percent", "Percent of the plan's window used", labels=["window"])
+    reset = GaugeMetricFamily(
+        "codex_wrapper_plan_reset_seconds", "Seconds until the plan's window resets", labels=["window"]
+    )
+    for name, (percent, seconds) in sorted(((plan or {}).get("windows") or {}).items()):
+        used.add_metric([name], percent)
+        if seconds is not None:
+            reset.add_metric([name], seconds)
+    yield used
+    yield reset
+    yield GaugeMetricFamily(
+        "codex_wrapper_plan_limit_reached", "1 while the plan's usage limit is known to be reached",
+        value=int(bool((plan or {}).get("reached"))),
+    )  # fmt: skip
+    yield CounterMetricFamily(
+        "codex_wrapper_plan_limit_refusals", "Requests refused without a turn because the plan's limit is reached",
+        value=(plan or {}).get("refusals", 0),
+    )  # fmt: skip
 
 
 class Metrics:

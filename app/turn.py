@@ -135,6 +135,7 @@ class Usage:
 class FailureKind(StrEnum):
     UPSTREAM = "upstream"  # the model provider failed
     RATE_LIMITED = "rate_limited"  # the model provider refused for quota or rate
+    USAGE_LIMIT = "usage_limit"  # the ChatGPT plan's usage limit is reached (app/limits.py)
     TIMEOUT = "timeout"  # CODEX_TIMEOUT ran out
     CRASHED = "crashed"  # Codex itself failed or exited without an answer
     BROKEN_CONTRACT = "broken_contract"  # the model's answer broke what the request required (tool_choice, strict)
@@ -165,6 +166,7 @@ class Completed:
 class Failed:
     kind: FailureKind
     message: str
+    retry_at: float | None = None  # Unix seconds when a retry may work (a reached plan limit's reset)
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ async def stream_chunks(
                     yield writer.usage(usage)
                 break
             if isinstance(event, Failed):
-                yield sse(failure_error(event.kind.value, event.message).body())
+                yield sse(failure_error(event.kind.value, event.message, event.retry_at).body())
                 break
             event = await anext(events, None)
         yield b"data: [DONE]\n\n"
@@ -244,7 +244,7 @@ async def collect(started: StartedTurn, rules: ChatRules) -> ChatAnswer:
                 text.append(cutter.flush())
                 break
             elif isinstance(event, Failed):
-                raise failure_error(event.kind.value, event.message)
+                raise failure_error(event.kind.value, event.message, event.retry_at)
             event = await anext(started.events, None)
         else:
             raise failure_error("crashed", "Codex ended the turn without an answer.")

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from app.codex_cli import CodexBinary
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
 from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
-from app.engines.rpc import RpcError, RpcSession, SessionClosed
+from app.engines.rpc import NotificationHandler, RpcError, RpcSession, SessionClosed
 from app.engines.spare_threads import SpareThreads
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
@@ -20,8 +21,16 @@ class AppServerEngine:
     name = "app-server"
     client_tools = True
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, workers: int, wait: float) -> None:
-        self.pool = AppServerPool(binary, env, cwd, workers)
+    def __init__(
+        self,
+        binary: CodexBinary,
+        env: dict[str, str],
+        cwd: Path,
+        workers: int,
+        wait: float,
+        on_notification: NotificationHandler | None = None,
+    ) -> None:
+        self.pool = AppServerPool(binary, env, cwd, workers, on_notification)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -54,6 +63,14 @@ class AppServerEngine:
 
     def ready(self) -> bool:
         return self.pool.healthy() > 0
+
+    async def read_rate_limits(self) -> dict[str, Any] | None:
+        """account/rateLimits/read on a ready worker (RpcError unless Codex has a ChatGPT login); None if none is."""
+        worker = await self.pool.acquire(self.wait)
+        if worker.session is None:
+            return None
+        params = {"excludeResetCreditDetails": True}  # a background read: the available count is enough
+        return await asyncio.wait_for(worker.session.request("account/rateLimits/read", params), 15)
 
     async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
         try:

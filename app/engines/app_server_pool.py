@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.codex_cli import CodexBinary, end_group, kill_group
 from app.engines.refusals import refuse
-from app.engines.rpc import RpcError, RpcSession, SessionClosed
+from app.engines.rpc import NotificationHandler, RpcError, RpcSession, SessionClosed
 
 log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -29,8 +29,16 @@ class PoolUnavailable(Exception):
 class Worker:
     """One `codex app-server` process and its session."""
 
-    def __init__(self, index: int, binary: CodexBinary, env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self,
+        index: int,
+        binary: CodexBinary,
+        env: dict[str, str],
+        cwd: Path,
+        on_notification: NotificationHandler | None = None,
+    ) -> None:
         self.index = index
+        self.on_notification = on_notification
         self.binary = binary
         self.env = env
         self.cwd = cwd
@@ -58,7 +66,7 @@ class Worker:
         assert self.process.stdout is not None and self.process.stdin is not None
         self.stderr_tail = b""
         self._stderr_task = asyncio.create_task(self._keep_stderr(self.process.stderr))
-        self.session = RpcSession(self.process.stdout, self.process.stdin, refuse)
+        self.session = RpcSession(self.process.stdout, self.process.stdin, refuse, self.on_notification)
         self.session.start()
         try:
             await asyncio.wait_for(
@@ -111,8 +119,15 @@ class Worker:
 class AppServerPool:
     """`size` workers, each restarted with backoff when it dies."""
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, size: int) -> None:
-        self.workers = [Worker(i, binary, env, cwd) for i in range(size)]
+    def __init__(
+        self,
+        binary: CodexBinary,
+        env: dict[str, str],
+        cwd: Path,
+        size: int,
+        on_notification: NotificationHandler | None = None,
+    ) -> None:
+        self.workers = [Worker(i, binary, env, cwd, on_notification) for i in range(size)]
         self.restarts = 0
         self._stopping = False
         self._supervisors: list[asyncio.Task[None]] = []

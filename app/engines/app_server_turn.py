@@ -22,7 +22,7 @@ from app.turn import (
     UsageReport,
 )
 
-_RATE_LIMIT_INFOS = ("usageLimitExceeded", "rateLimitExceeded")
+_RATE_LIMIT_INFOS = ("rateLimitExceeded",)
 
 
 def _item(message: Message) -> dict[str, Any]:
@@ -110,6 +110,8 @@ def turn_params(thread_id: str, prompt: Message | None, turn: Turn) -> dict[str,
 
 def failure_kind(error: dict[str, Any] | None) -> FailureKind:
     info = (error or {}).get("codexErrorInfo")
+    if info == "usageLimitExceeded":
+        return FailureKind.USAGE_LIMIT
     if info in _RATE_LIMIT_INFOS:
         return FailureKind.RATE_LIMITED
     if isinstance(info, dict):

@@ -41,7 +41,8 @@ log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024  # one JSONL event may carry a whole command output
 _EXIT_GRACE = 1.0
 _KILL_GRACE = 2.0
-_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate limit|usage limit", re.IGNORECASE)
+_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate limit", re.IGNORECASE)
+_USAGE_LIMIT = re.compile(r"hit your usage limit|usage limit (?:has been )?reached", re.IGNORECASE)
 _LABELS = {"user": "User", "assistant": "Assistant"}
 
 
@@ -149,6 +150,9 @@ def usage_from(event: dict[str, Any]) -> Usage:
 
 
 def failure_from(message: str) -> Failed:
+    """`codex exec --json` reports no rate limits: a reached plan limit is known from its message only."""
+    if _USAGE_LIMIT.search(message):
+        return Failed(FailureKind.USAGE_LIMIT, message)
     kind = FailureKind.RATE_LIMITED if _RATE_LIMITED.search(message) else FailureKind.UPSTREAM
     return Failed(kind, message)
 

@@ -19,6 +19,7 @@ log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024
 
 ServerRequestHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
+NotificationHandler = Callable[[dict[str, Any]], None]
 
 
 class RpcError(Exception):
@@ -39,10 +40,12 @@ class RpcSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         on_server_request: ServerRequestHandler,
+        on_notification: NotificationHandler | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._on_server_request = on_server_request
+        self._on_notification = on_notification  # notifications of no thread (account/rateLimits/updated)
         self._next_id = 0
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._threads: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
@@ -177,6 +180,11 @@ class RpcSession:
             return
         if queue is not None:
             queue.put_nowait(message)
+        elif not thread and self._on_notification is not None:
+            try:
+                self._on_notification(message)
+            except Exception:  # a handler bug must not end the session
+                log.exception("notification handler failed on %s", method)
 
     async def _answer(self, request_id: Any, method: str, params: dict[str, Any]) -> None:
         try:

@@ -46,6 +46,31 @@ class Script:
     cached_tokens: int = 3
     output_tokens: int = 7
     reasoning_tokens: int = 2
+    headers: dict[str, str] = field(default_factory=dict)  # sent with the reply (see `plan_headers`)
+    # seconds until the plan's limit resets: answer 429 with a usage_limit_reached body, as the ChatGPT backend does
+    usage_limit_resets_in: int | None = None
+
+
+def plan_headers(
+    primary: tuple[float, int, int] | None = None,
+    secondary: tuple[float, int, int] | None = None,
+    credit: tuple[bool, bool, str] | None = None,
+) -> dict[str, str]:
+    """The backend's rate-limit headers, as Codex reads them: each window (used percent, window minutes, reset at
+    Unix seconds) and credits (has credits, unlimited, balance)."""
+    headers: dict[str, str] = {}
+    for name, window in (("primary", primary), ("secondary", secondary)):
+        if window is not None:
+            used, minutes, reset_at = window
+            headers[f"x-codex-{name}-used-percent"] = f"{used:g}"
+            headers[f"x-codex-{name}-window-minutes"] = str(minutes)
+            headers[f"x-codex-{name}-reset-at"] = str(reset_at)
+    if credit is not None:
+        has, unlimited, balance = credit
+        headers["x-codex-credits-has-credits"] = str(has).lower()
+        headers["x-codex-credits-unlimited"] = str(unlimited).lower()
+        headers["x-codex-credits-balance"] = balance
+    return headers
 
 
 def request_text(body: dict[str, Any]) -> str:
@@ -169,6 +194,9 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             provider.record(body, self.headers.get("Authorization"))
             self._body = body
             script, self._served = provider.pick(body)
+            if script.usage_limit_resets_in is not None:
+                self._usage_limit(script)
+                return
             if script.status != 200:
                 self._json(script.status, {"error": {"message": script.error_message, "type": "fake"}})
                 return
@@ -177,11 +205,23 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 provider.closed()
 
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
+        def _usage_limit(self, script: Script) -> None:
+            seconds = script.usage_limit_resets_in or 0
+            error = {
+                "type": "usage_limit_reached",
+                "message": "The usage limit has been reached",
+                "resets_at": int(time.time()) + seconds,
+                "resets_in_seconds": seconds,
+            }
+            self._json(429, {"error": error}, script.headers)
+
+        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             if status == 429:
                 self.send_header("Retry-After", "0")
             self.end_headers()
@@ -198,6 +238,8 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
+            for name, value in script.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             resp_id = f"resp_fake_{id(self)}"
             self._send({"type": "response.created", "response": {"id": resp_id}}, 0)

@@ -95,8 +95,9 @@ def test_doctor_passes_on_a_good_setup(provider: FakeProvider, tmp_path: Path) -
     home = write_codex_home(tmp_path / "home", provider.base_url)
     done = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), PORT=str(free_port()), CODEX_LOCAL_ONLY="1")
     assert done.returncode == 0, done.stdout
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 8
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["ok"] * 9
     assert "0.169.0" in done.stdout and "provider: fake at http://127.0.0.1" in done.stdout
+    assert "plan: limits not known (" in done.stdout  # no ChatGPT login: account/rateLimits/read refuses
     assert f"store: sqlite at {tmp_path / 'data' / 'responses.sqlite3'} answering" in done.stdout
 
 

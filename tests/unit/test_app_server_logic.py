@@ -93,7 +93,8 @@ def test_translator_streams_deltas_and_completes_with_usage() -> None:
     ("error", "kind"),
     [
         ({"message": "boom", "codexErrorInfo": "internalServerError"}, FailureKind.UPSTREAM),
-        ({"message": "slow", "codexErrorInfo": "usageLimitExceeded"}, FailureKind.RATE_LIMITED),
+        ({"message": "slow", "codexErrorInfo": "usageLimitExceeded"}, FailureKind.USAGE_LIMIT),
+        ({"message": "fast", "codexErrorInfo": "rateLimitExceeded"}, FailureKind.RATE_LIMITED),
         (
             {"message": "x", "codexErrorInfo": {"responseTooManyFailedAttempts": {"httpStatusCode": 429}}},
             FailureKind.RATE_LIMITED,
