@@ -102,7 +102,14 @@ def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str], te
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env, temp_dir)
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
-    return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
+    return AppServerEngine(
+        binary,
+        env,
+        settings.codex_workdir,
+        settings.codex_app_server_workers,
+        wait,
+        settings.codex_rpc_timeout_seconds,
+    )
 
 
 def gateway_state(app: FastAPI) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from app.codex_cli import CodexBinary
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
 from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
-from app.engines.rpc import RpcError, RpcSession, SessionClosed
+from app.engines.rpc import DEFAULT_TIMEOUT, RpcError, RpcSession, RpcTimeout, SessionClosed
 from app.engines.spare_threads import SpareThreads
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
@@ -20,8 +20,16 @@ class AppServerEngine:
     name = "app-server"
     client_tools = True
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, workers: int, wait: float) -> None:
-        self.pool = AppServerPool(binary, env, cwd, workers)
+    def __init__(
+        self,
+        binary: CodexBinary,
+        env: dict[str, str],
+        cwd: Path,
+        workers: int,
+        wait: float,
+        rpc_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.pool = AppServerPool(binary, env, cwd, workers, rpc_timeout)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -92,6 +100,13 @@ class AppServerEngine:
         except SessionClosed:
             finished = True
             yield Failed(FailureKind.CRASHED, "The Codex app-server process exited during the turn.")
+        except RpcTimeout as exc:
+            finished = True
+            message = (
+                f"The Codex app-server did not answer {exc.method} within {exc.timeout:g} s "
+                "(CODEX_RPC_TIMEOUT_SECONDS); the worker is checked and replaced if it has stopped answering."
+            )
+            yield Failed(FailureKind.TIMEOUT, message)
         except RpcError as exc:
             finished = True
             yield Failed(FailureKind.CRASHED, f"Codex refused the turn: {exc}")
