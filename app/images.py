@@ -199,7 +199,7 @@ class ImageFetcher:
         if header.pixels > limit:
             why = (
                 f"it is {header.width}x{header.height} pixels, above CODEX_MAX_IMAGE_PIXELS ({limit} pixels); "
-                "send a smaller image (the model sees at most about 2048 pixels a side)"
+                "send a smaller one (Codex shrinks every image to about 1600x1600 pixels before the model sees it)"
             )
             raise _refuse(ref, why, "image_too_many_pixels")
         budget.take_pixels(ref, header.pixels)
