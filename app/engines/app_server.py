@@ -123,12 +123,10 @@ class AppServerEngine:
         """Interrupt an unfinished turn, then answer what it still asks (pending client tool calls, only now so
         Codex cannot send the model an answer), then let the app-server unload the thread."""
         try:
-            with contextlib.suppress(SessionClosed, RpcError, TimeoutError):
+            with contextlib.suppress(SessionClosed, RpcError):  # RpcTimeout too: the pool then checks the worker
                 if interrupt_turn is not None:
-                    await asyncio.wait_for(
-                        session.request("turn/interrupt", {"threadId": thread_id, "turnId": interrupt_turn}), 5
-                    )
+                    await session.request("turn/interrupt", {"threadId": thread_id, "turnId": interrupt_turn}, 5)
         finally:
             session.unsubscribe(thread_id)
-        with contextlib.suppress(SessionClosed, RpcError, TimeoutError):
-            await asyncio.wait_for(session.request("thread/unsubscribe", {"threadId": thread_id}), 5)
+        with contextlib.suppress(SessionClosed, RpcError):
+            await session.request("thread/unsubscribe", {"threadId": thread_id}, 5)
