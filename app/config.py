@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     codex_deny_read: Annotated[tuple[Path, ...], NoDecode] = ()
     codex_engine: Literal["app-server", "exec"] = "app-server"
     codex_app_server_workers: int = Field(2, ge=1, le=64)
+    codex_rpc_timeout_seconds: float = Field(30.0, gt=0)  # each JSON-RPC request to an app-server worker
     codex_mode: Literal["agent", "chat"] = "agent"
     codex_timeout: float = Field(120.0, gt=0)
     codex_max_parallel_requests: int = Field(2, ge=1)
@@ -73,6 +74,8 @@ class Settings(BaseSettings):
     codex_max_image_bytes_per_request: int = Field(24 * 1024 * 1024, ge=1)
     codex_image_fetches_per_request: int = Field(4, ge=1)
     codex_image_fetches_per_server: int = Field(16, ge=1)
+    codex_max_image_pixels: int = Field(4096 * 4096, ge=1)  # width x height of one image, from its header
+    codex_max_image_pixels_per_request: int = Field(2 * 4096 * 4096, ge=1)
     codex_api_docs: bool = False
     codex_metrics_require_key: bool = True
     codex_allowed_hosts: Annotated[tuple[str, ...] | None, NoDecode] = None  # None: automatic (see allowed_hosts)

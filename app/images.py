@@ -7,6 +7,11 @@ types, at most CODEX_MAX_IMAGE_BYTES, within CODEX_IMAGE_TIMEOUT_SECONDS.
 A request names at most CODEX_MAX_IMAGES_PER_REQUEST images of at most CODEX_MAX_IMAGE_BYTES_PER_REQUEST together,
 fetched CODEX_IMAGE_FETCHES_PER_REQUEST at a time, and the whole server fetches CODEX_IMAGE_FETCHES_PER_SERVER at a
 time: a small request cannot make the gateway fetch without end, nor hold more than its share in memory.
+
+Codex decodes every image it is given, so a few hundred KB of PNG can stand for gigabytes of pixels (a decompression
+bomb). Every image's dimensions are read from its header (app/image_size.py, in a worker thread), and an image above
+CODEX_MAX_IMAGE_PIXELS, or a request whose images pass CODEX_MAX_IMAGE_PIXELS_PER_REQUEST together, is a 400; so is
+an image whose header cannot be read.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import httpx
 
 from app.config import Settings
 from app.errors import ApiError, invalid
+from app.image_size import UnreadableImage, read_header
 from app.turn import Item, Message, ToolCall, ToolOutput
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -78,11 +84,23 @@ async def resolve_host(host: str, port: int) -> list[str]:
 
 
 class Budget:
-    """The image bytes one request may still use (CODEX_MAX_IMAGE_BYTES_PER_REQUEST), counted as they arrive."""
+    """The image bytes one request may still use (CODEX_MAX_IMAGE_BYTES_PER_REQUEST), counted as they arrive, and
+    its pixels (CODEX_MAX_IMAGE_PIXELS_PER_REQUEST)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, pixel_limit: int = 2 * 4096 * 4096) -> None:
         self.limit = limit
         self.used = 0
+        self.pixel_limit = pixel_limit
+        self.pixels = 0
+
+    def take_pixels(self, ref: ImageRef, pixels: int) -> None:
+        self.pixels += pixels
+        if self.pixels > self.pixel_limit:
+            why = (
+                f"the request's images pass CODEX_MAX_IMAGE_PIXELS_PER_REQUEST ({self.pixel_limit} pixels together); "
+                "send fewer or smaller images"
+            )
+            raise _refuse(ref, why, "images_too_many_pixels")
 
     def take(self, ref: ImageRef, size: int) -> None:
         self.used += size
@@ -97,6 +115,11 @@ class ImageLimits:
     bytes_per_request: int = 24 * 1024 * 1024
     fetches_per_request: int = 4
     fetches_per_server: int = 16
+    pixels: int = 4096 * 4096  # one image's width x height
+    pixels_per_request: int = 2 * 4096 * 4096
+
+    def budget(self) -> Budget:
+        return Budget(self.bytes_per_request, self.pixels_per_request)
 
 
 class ImageFetcher:
@@ -122,6 +145,8 @@ class ImageFetcher:
             settings.codex_max_image_bytes_per_request,
             settings.codex_image_fetches_per_request,
             settings.codex_image_fetches_per_server,
+            settings.codex_max_image_pixels,
+            settings.codex_max_image_pixels_per_request,
         )
         return cls(
             settings.codex_max_image_bytes,
@@ -132,14 +157,14 @@ class ImageFetcher:
 
     async def data_url(self, ref: ImageRef, budget: Budget | None = None) -> str:
         """The image as a data URL Codex accepts; 400 naming the part when it cannot be had."""
-        budget = budget or Budget(self.limits.bytes_per_request)
+        budget = budget or self.limits.budget()
         url = ref.url.strip()
         if url.startswith("data:"):
             decoded = decode_data_url(url)
             if decoded is None:
                 raise _refuse(ref, "not a base64 data URL")
             budget.take(ref, len(decoded[1]))
-            return self._checked(ref, *decoded)
+            return await self._checked(ref, *decoded, budget)
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme not in ("http", "https"):
             raise _refuse(ref, f"only data:, http: and https: URLs are allowed, not {scheme or 'this'}")
@@ -150,16 +175,34 @@ class ImageFetcher:
             raise _refuse(ref, f"no answer within {self.timeout:g} s", "image_fetch_failed") from None
         except (httpx.HTTPError, ValueError) as exc:  # connection refused, broken URL or headers, …
             raise _refuse(ref, f"fetching it failed ({type(exc).__name__})", "image_fetch_failed") from None
-        return self._checked(ref, content_type, body)
+        return await self._checked(ref, content_type, body, budget)
 
-    def _checked(self, ref: ImageRef, content_type: str, body: bytes) -> str:
+    async def _checked(self, ref: ImageRef, content_type: str, body: bytes, budget: Budget) -> str:
         if content_type not in IMAGE_TYPES:
             raise _refuse(ref, f"{content_type or 'unknown content'} is not one of {', '.join(IMAGE_TYPES)}")
         if len(body) > self.max_bytes:
             raise _refuse(ref, f"larger than CODEX_MAX_IMAGE_BYTES ({self.max_bytes} bytes)", "image_too_large")
         if not body:
             raise _refuse(ref, "it is empty")
+        await self._measure(ref, body, budget)
         return f"data:{content_type};base64,{base64.b64encode(body).decode()}"
+
+    async def _measure(self, ref: ImageRef, body: bytes, budget: Budget) -> None:
+        """Its dimensions from its header, never its pixels; 400 above the pixel limits or when unreadable."""
+        limit = self.limits.pixels
+        try:
+            header = await asyncio.to_thread(read_header, body, limit)
+        except UnreadableImage:
+            raise _refuse(
+                ref, "it is not a PNG, JPEG, GIF or WebP image whose size can be read", "invalid_image"
+            ) from None
+        if header.pixels > limit:
+            why = (
+                f"it is {header.width}x{header.height} pixels, above CODEX_MAX_IMAGE_PIXELS ({limit} pixels); "
+                "send a smaller one (Codex shrinks every image to about 1600x1600 pixels before the model sees it)"
+            )
+            raise _refuse(ref, why, "image_too_many_pixels")
+        budget.take_pixels(ref, header.pixels)
 
     async def _check_host(self, ref: ImageRef, url: httpx.URL) -> None:
         if url.scheme not in ("http", "https") or not url.host:
@@ -243,7 +286,7 @@ async def _fetch_all(refs: list[ImageRef], fetcher: ImageFetcher) -> list[str]:
             param=refs[limits.per_request].param,
             code="too_many_images",
         )
-    budget, slots = Budget(limits.bytes_per_request), asyncio.Semaphore(limits.fetches_per_request)
+    budget, slots = limits.budget(), asyncio.Semaphore(limits.fetches_per_request)
 
     async def one(ref: ImageRef) -> str:
         async with slots:

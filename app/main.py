@@ -122,7 +122,13 @@ def make_engine(
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
     on_notification = plan.on_notification if plan is not None else None
     engine = AppServerEngine(
-        binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait, on_notification
+        binary,
+        env,
+        settings.codex_workdir,
+        settings.codex_app_server_workers,
+        wait,
+        on_notification,
+        settings.codex_rpc_timeout_seconds,
     )
     if plan is not None:
         plan.reader = engine.read_rate_limits

@@ -23,9 +23,10 @@ from app.api.turns import Notes, StartedTurn, precheck, start_turn
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
+from app.text_guard import TextCheckedRoute
 from app.turn import Completed, Failed, ReasoningDelta, TextDelta, ToolCall, ToolOutput, TurnEvent, Usage, UsageReport
 
-router = APIRouter()
+router = APIRouter(route_class=TextCheckedRoute)
 
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # reasoning_content: this gateway's own answers carry it, and clients send those back; accepted, not replayed

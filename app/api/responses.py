@@ -27,6 +27,7 @@ from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
 from app.images import materialize
 from app.store import ResponseStore, StoredResponse
+from app.text_guard import TextCheckedRoute
 from app.turn import (
     Completed,
     Failed,
@@ -41,7 +42,7 @@ from app.turn import (
     WebSearch,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=TextCheckedRoute)
 
 NOT_STORED_HEADER = "x-codex-not-stored"
 SUMMARIES = ("auto", "concise", "detailed", "none")

@@ -12,7 +12,7 @@ from app.codex_cli import CodexBinary
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
 from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
-from app.engines.rpc import NotificationHandler, RpcError, RpcSession, SessionClosed
+from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
 from app.engines.spare_threads import SpareThreads
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
@@ -29,8 +29,9 @@ class AppServerEngine:
         workers: int,
         wait: float,
         on_notification: NotificationHandler | None = None,
+        rpc_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.pool = AppServerPool(binary, env, cwd, workers, on_notification)
+        self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -116,6 +117,13 @@ class AppServerEngine:
         except SessionClosed:
             finished = True
             yield Failed(FailureKind.CRASHED, "The Codex app-server process exited during the turn.")
+        except RpcTimeout as exc:
+            finished = True
+            message = (
+                f"The Codex app-server did not answer {exc.method} within {exc.timeout:g} s "
+                "(CODEX_RPC_TIMEOUT_SECONDS); the worker is checked and replaced if it has stopped answering."
+            )
+            yield Failed(FailureKind.TIMEOUT, message)
         except RpcError as exc:
             finished = True
             yield Failed(FailureKind.CRASHED, f"Codex refused the turn: {exc}")
@@ -132,12 +140,10 @@ class AppServerEngine:
         """Interrupt an unfinished turn, then answer what it still asks (pending client tool calls, only now so
         Codex cannot send the model an answer), then let the app-server unload the thread."""
         try:
-            with contextlib.suppress(SessionClosed, RpcError, TimeoutError):
+            with contextlib.suppress(SessionClosed, RpcError):  # RpcTimeout too: the pool then checks the worker
                 if interrupt_turn is not None:
-                    await asyncio.wait_for(
-                        session.request("turn/interrupt", {"threadId": thread_id, "turnId": interrupt_turn}), 5
-                    )
+                    await session.request("turn/interrupt", {"threadId": thread_id, "turnId": interrupt_turn}, 5)
         finally:
             session.unsubscribe(thread_id)
-        with contextlib.suppress(SessionClosed, RpcError, TimeoutError):
-            await asyncio.wait_for(session.request("thread/unsubscribe", {"threadId": thread_id}), 5)
+        with contextlib.suppress(SessionClosed, RpcError):
+            await session.request("thread/unsubscribe", {"threadId": thread_id}, 5)

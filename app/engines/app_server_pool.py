@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.codex_cli import CodexBinary, end_group, kill_group
 from app.engines.refusals import refuse
-from app.engines.rpc import NotificationHandler, RpcError, RpcSession, SessionClosed
+from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
 
 log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -20,6 +20,7 @@ _BACKOFF_START, _BACKOFF_MAX, _STABLE_AFTER = 0.5, 30.0, 30.0
 # memory for a while: measured, +0.8 MB per request (2 GB after 2000); with 0 the workers stay flat.
 WORKER_ARGS = ("app-server", "-c", "thread_unload_delay_secs=0")
 CLIENT_INFO = {"name": "codex-wrapper", "title": "Codex-Wrapper", "version": "0.1.0"}
+PROBE_METHOD = "thread/loaded/list"  # cheap and local: asked when a request went unanswered, to tell a hang
 
 
 class PoolUnavailable(Exception):
@@ -36,9 +37,11 @@ class Worker:
         env: dict[str, str],
         cwd: Path,
         on_notification: NotificationHandler | None = None,
+        rpc_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.index = index
         self.on_notification = on_notification
+        self.rpc_timeout = rpc_timeout
         self.binary = binary
         self.env = env
         self.cwd = cwd
@@ -49,7 +52,9 @@ class Worker:
         self.active = 0
         self.last_error = ""
         self.stderr_tail = b""
+        self.hung = ""  # why it was killed for not answering, until it is replaced
         self._stderr_task: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
 
     async def spawn(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -66,19 +71,52 @@ class Worker:
         assert self.process.stdout is not None and self.process.stdin is not None
         self.stderr_tail = b""
         self._stderr_task = asyncio.create_task(self._keep_stderr(self.process.stderr))
-        self.session = RpcSession(self.process.stdout, self.process.stdin, refuse, self.on_notification)
+        self.hung = ""
+        self.session = RpcSession(
+            self.process.stdout,
+            self.process.stdin,
+            refuse,
+            self.on_notification,
+            timeout=self.rpc_timeout,
+            on_stall=self._stalled,
+        )
         self.session.start()
         try:
-            await asyncio.wait_for(
-                self.session.request(
-                    "initialize", {"clientInfo": CLIENT_INFO, "capabilities": {"experimentalApi": True}}
-                ),
-                _HANDSHAKE_TIMEOUT,
+            await self.session.request(
+                "initialize",
+                {"clientInfo": CLIENT_INFO, "capabilities": {"experimentalApi": True}},
+                timeout=_HANDSHAKE_TIMEOUT,
             )
             await self.session.notify("initialized")
         except BaseException:
             await self.terminate()
             raise
+
+    def _stalled(self, method: str) -> None:
+        """A request went unanswered: check the worker (once at a time); no new turn goes to it meanwhile."""
+        if self.ready.is_set() and (self._probe is None or self._probe.done()):
+            self._probe = asyncio.create_task(self._check_alive(method))
+
+    async def _check_alive(self, method: str) -> None:
+        """Ask something cheap: an answer means only that one request was lost (the worker serves on); none means
+        the worker has stopped answering, and it is killed so that its supervisor starts a new one."""
+        session, process = self.session, self.process
+        if session is None or process is None:
+            return
+        self.ready.clear()
+        try:
+            await session.request(PROBE_METHOD, {}, timeout=self.rpc_timeout)
+        except RpcTimeout:
+            self.hung = f"answered neither {method} nor {PROBE_METHOD} within {self.rpc_timeout:g} s"
+            log.warning("app-server worker %d %s: replacing it", self.index, self.hung)
+            kill_group(process.pid, signal.SIGKILL)  # its stdout ends: the supervisor restarts it
+            return
+        except SessionClosed:
+            return
+        except RpcError:
+            pass  # an error is an answer
+        if self.session is session and not session.closed.is_set():
+            self.ready.set()
 
     async def _keep_stderr(self, stream: asyncio.StreamReader | None) -> None:
         """The last lines Codex wrote to stderr, to say why a worker died."""
@@ -126,8 +164,9 @@ class AppServerPool:
         cwd: Path,
         size: int,
         on_notification: NotificationHandler | None = None,
+        rpc_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.workers = [Worker(i, binary, env, cwd, on_notification) for i in range(size)]
+        self.workers = [Worker(i, binary, env, cwd, on_notification, rpc_timeout) for i in range(size)]
         self.restarts = 0
         self._stopping = False
         self._supervisors: list[asyncio.Task[None]] = []
@@ -183,6 +222,8 @@ class AppServerPool:
             self.restarts += 1
             words = worker.last_words()
             worker.last_error = f"exited with status {code}" + (f": {words}" if words else "")
+            if worker.hung:
+                worker.last_error = f"stopped answering ({worker.hung}) and was killed"
             log.warning("app-server worker %d %s; restarting", worker.index, worker.last_error)
             await worker.terminate()  # the rest of its process group
             if loop.time() - started > _STABLE_AFTER:

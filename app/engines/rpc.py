@@ -1,6 +1,10 @@
 """A JSON-RPC session over a Codex app-server's stdio: newline-delimited JSON without a "jsonrpc" key.
 
-Requests from us get futures; notifications go to the queue of the thread they name (or are dropped).
+Requests from us get futures, each with its own time limit: a request not answered in time raises RpcTimeout and
+calls `on_stall` (the pool then checks the worker and replaces it if it has stopped answering). A request whose text
+is not Unicode (a lone surrogate) is refused here: Codex drops such a line without an answer.
+
+Notifications go to the queue of the thread they name (or are dropped).
 Requests from the server are answered at once by `on_server_request` (the engine declines them all), except
 the methods a thread's subscriber takes itself (client tool calls): those go to its queue, and whatever is
 still unanswered when it unsubscribes gets `on_server_request`'s answer then.
@@ -18,6 +22,8 @@ from typing import Any
 log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024
 
+DEFAULT_TIMEOUT = 30.0
+
 ServerRequestHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
 NotificationHandler = Callable[[dict[str, Any]], None]
 
@@ -28,6 +34,15 @@ class RpcError(Exception):
     def __init__(self, method: str, error: dict[str, Any]) -> None:
         super().__init__(f"{method}: {error.get('message', error)}")
         self.error = error
+
+
+class RpcTimeout(RpcError):
+    """The server did not answer a request within its time limit."""
+
+    def __init__(self, method: str, timeout: float) -> None:
+        super().__init__(method, {"message": f"no answer within {timeout:g} s"})
+        self.method = method
+        self.timeout = timeout
 
 
 class SessionClosed(Exception):
@@ -41,7 +56,11 @@ class RpcSession:
         writer: asyncio.StreamWriter,
         on_server_request: ServerRequestHandler,
         on_notification: NotificationHandler | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_stall: Callable[[str], None] | None = None,
     ) -> None:
+        self.timeout = timeout
+        self.on_stall = on_stall
         self._reader = reader
         self._writer = writer
         self._on_server_request = on_server_request
@@ -58,16 +77,28 @@ class RpcSession:
     def start(self) -> None:
         self._task = asyncio.create_task(self._read_loop())
 
-    async def request(self, method: str, params: dict[str, Any]) -> Any:
+    async def request(self, method: str, params: dict[str, Any], timeout: float | None = None) -> Any:
+        """The server's result; RpcError for its error answer, RpcTimeout after `timeout` (default: the session's)
+        seconds without one, SessionClosed when the process is gone."""
         if self.closed.is_set():
             raise SessionClosed("the app-server is not running")
         self._next_id += 1
         request_id = self._next_id
+        try:
+            line = _line({"id": request_id, "method": method, "params": params})
+        except UnicodeEncodeError:
+            raise RpcError(method, {"message": "the request holds text that is not Unicode; it was not sent"}) from None
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (method, future)
+        limit = self.timeout if timeout is None else timeout
         try:
-            await self._send({"id": request_id, "method": method, "params": params})
-            return await future
+            await self._write(line)
+            try:
+                return await asyncio.wait_for(future, limit)
+            except TimeoutError:
+                if self.on_stall is not None:
+                    self.on_stall(method)
+                raise RpcTimeout(method, limit) from None
         finally:
             self._pending.pop(request_id, None)
             if future.done() and not future.cancelled():
@@ -111,8 +142,16 @@ class RpcSession:
         self._fail_all("the app-server session was closed")
 
     async def _send(self, message: dict[str, Any]) -> None:
+        """Write a notification or an answer; text that is not Unicode becomes "?" (the server would drop it)."""
         try:
-            self._writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            line = _line(message)
+        except UnicodeEncodeError:
+            line = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
+        await self._write(line)
+
+    async def _write(self, line: bytes) -> None:
+        try:
+            self._writer.write(line + b"\n")
             await self._writer.drain()
         except (ConnectionError, RuntimeError) as exc:
             raise SessionClosed(f"cannot write to the app-server: {exc}") from None
@@ -203,3 +242,8 @@ class RpcSession:
         self._pending.clear()
         for queue in self._threads.values():
             queue.put_nowait(None)
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    """A message as one line of UTF-8 JSON; UnicodeEncodeError for text that is not Unicode (a lone surrogate)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -11,7 +11,9 @@ import respx
 from app.errors import ApiError
 from app.images import ImageFetcher, ImageRef, address_allowed
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+PNG = base64.b64decode(  # a real 1x1 PNG: its header is read
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 ADDRESSES = {
     "images.example.com": ["93.184.216.34"],
     "cdn.example.com": ["2606:2800:220:1:248:1893:25c8:1946"],

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.codex_cli import CodexBinary
-from app.engines.app_server_pool import Worker
+from app.engines.app_server_pool import AppServerPool, Worker
 from app.engines.refusals import refuse
-from app.engines.rpc import RpcError, RpcSession, SessionClosed
+from app.engines.rpc import RpcError, RpcSession, RpcTimeout, SessionClosed
 
 
 class FakePeer:
@@ -178,3 +180,102 @@ async def test_an_overlong_line_is_skipped_not_fatal() -> None:
     assert (await asyncio.wait_for(queue.get(), 2))["method"] == "last"
     assert not session.closed.is_set()
     await session.close()
+
+
+async def test_an_unanswered_request_times_out_and_reports_the_stall() -> None:
+    peer = FakePeer()
+    stalls: list[str] = []
+    session = RpcSession(peer.to_session, peer.writer(), refuse, timeout=0.2, on_stall=stalls.append)
+    session.start()
+    with pytest.raises(RpcTimeout) as caught:
+        await session.request("thread/start", {})
+    assert caught.value.method == "thread/start" and stalls == ["thread/start"]
+    late = await peer.sent.get()
+    peer.say({"id": late["id"], "result": {"late": True}})  # an answer after the limit is dropped
+    answered = asyncio.create_task(session.request("model/list", {}, timeout=5))
+    sent = await peer.sent.get()
+    peer.say({"id": sent["id"], "result": {"data": []}})
+    assert await answered == {"data": []} and stalls == ["thread/start"]
+    await session.close()
+
+
+async def test_text_that_is_not_unicode_is_never_sent(pair: tuple[RpcSession, FakePeer]) -> None:
+    """Codex drops a line holding a lone surrogate without an answer: it is refused here instead."""
+    session, peer = pair
+    with pytest.raises(RpcError, match="not Unicode"):
+        await session.request("turn/start", {"input": [{"type": "text", "text": "\ud800"}]})
+    assert peer.sent.empty()
+    pending = asyncio.create_task(session.request("turn/start", {"input": [{"type": "text", "text": "日本 😀"}]}))
+    sent = await peer.sent.get()
+    assert sent["params"]["input"][0]["text"] == "日本 😀"
+    peer.say({"id": sent["id"], "result": {}})
+    await pending
+
+
+FAKE_SERVER = """#!{python}
+import json, sys, time
+for raw in sys.stdin:
+    message = json.loads(raw)
+    method = message.get("method")
+    if method == "initialize":
+        print(json.dumps({{"id": message["id"], "result": {{}}}}), flush=True)
+    elif method == "thread/start" and "{mode}" == "drop":
+        continue  # one line lost, as Codex loses a line it cannot parse
+    elif method == "thread/start":
+        time.sleep(3600)  # hung: answers nothing from now on
+    elif "id" in message:
+        print(json.dumps({{"id": message["id"], "result": {{"data": []}}}}), flush=True)
+"""
+
+
+def fake_server(tmp_path: Path, mode: str) -> CodexBinary:
+    script = tmp_path / f"fake-app-server-{mode}"
+    script.write_text(FAKE_SERVER.format(python=sys.executable, mode=mode))
+    script.chmod(0o755)
+    return CodexBinary(script, {})
+
+
+async def until(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def test_a_worker_that_lost_one_request_serves_on(tmp_path: Path) -> None:
+    pool = AppServerPool(fake_server(tmp_path, "drop"), {"PATH": "/usr/bin:/bin"}, tmp_path, 1, rpc_timeout=0.3)
+    await pool.start()
+    try:
+        worker = await pool.acquire(5)
+        assert worker.session is not None and worker.process is not None
+        pid = worker.process.pid
+        with pytest.raises(RpcTimeout):
+            await worker.session.request("thread/start", {})
+        assert await until(lambda: worker.ready.is_set() and worker._probe is not None and worker._probe.done())
+        assert worker.process.pid == pid and pool.restarts == 0
+        assert await worker.session.request("model/list", {}) == {"data": []}
+    finally:
+        await pool.stop()
+
+
+async def test_a_worker_that_stopped_answering_is_replaced(tmp_path: Path) -> None:
+    pool = AppServerPool(fake_server(tmp_path, "hang"), {"PATH": "/usr/bin:/bin"}, tmp_path, 1, rpc_timeout=0.3)
+    await pool.start()
+    try:
+        worker = await pool.acquire(5)
+        assert worker.session is not None and worker.process is not None
+        hung = worker.process.pid
+        with pytest.raises(RpcTimeout):
+            await worker.session.request("thread/start", {})
+        assert await until(lambda: pool.restarts == 1)
+        assert "stopped answering" in worker.last_error and "thread/start" in worker.last_error
+        replacement = await pool.acquire(10)
+        assert replacement.process is not None and replacement.process.pid != hung
+        assert replacement.session is not None
+        assert await replacement.session.request("model/list", {}) == {"data": []}
+        with pytest.raises(ProcessLookupError):
+            os.kill(hung, 0)
+    finally:
+        await pool.stop()

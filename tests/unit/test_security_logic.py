@@ -163,7 +163,7 @@ def test_the_old_profile_folder_moves_once_and_only_what_codex_already_runs(
 
 
 def test_host_names_and_the_default_allow_list() -> None:
-    assert host_name("LocalHost:8000") == "localhost" and host_name("[::1]:80") == "::1" and host_name("::1") == "::1"
+    assert host_name("LocalHost:8000") == "localhost" and host_name("[::1]:80") == "::1" and host_name("::1") is None
     assert host_allowed("a.example.com", ("*.example.com",)) and not host_allowed("example.com.evil", ("example.com",))
     assert allowed_hosts(Settings(_env_file=None)) == LOOPBACK_NAMES
     assert allowed_hosts(Settings(_env_file=None, proxy_api_key="k")) is None
