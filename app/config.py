@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     codex_max_parallel_requests: int = Field(2, ge=1)
     codex_max_queue: int = Field(32, ge=0)
     codex_queue_timeout_seconds: float = Field(30.0, gt=0)
+    codex_max_background_queue: int = Field(32, ge=0)
+    codex_instance_id: str = ""  # empty: <hostname>:<PORT>
     codex_max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     codex_shutdown_grace_seconds: float = Field(10.0, ge=0)
     codex_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
@@ -142,6 +145,11 @@ class Settings(BaseSettings):
     @property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in (self.proxy_api_key or "").split(",") if key.strip())
+
+    @property
+    def instance_id(self) -> str:
+        """Names this instance's background runs in the store: keep it stable across restarts, unique per instance."""
+        return self.codex_instance_id.strip() or f"{socket.gethostname()}:{self.port}"
 
     @property
     def store_is_redis(self) -> bool:

@@ -7,7 +7,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from app.engines.base import Engine
@@ -28,6 +28,7 @@ class Executor:
         self.turn_timeout = turn_timeout
         self._slots = asyncio.Semaphore(max_parallel)
         self.waiting = 0
+        self.background_waiting = 0
         self.running = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self._finishing: set[asyncio.Task[None]] = set()
@@ -51,14 +52,36 @@ class Executor:
         finally:
             self.waiting -= 1
 
-    async def events(self, turn: Turn, stats: RequestStats | None = None) -> AsyncIterator[TurnEvent]:
+    async def _admit_background(self, admitted: Callable[[], None]) -> None:
+        """A background turn waits for a slot without a deadline (app/background bounds how many may wait)."""
+        self.background_waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.background_waiting -= 1
+        admitted()
+
+    def background_room(self, waiting: int, max_waiting: int) -> None:
+        """429 if a new background turn would wait behind `max_waiting` others already waiting."""
+        if self._slots.locked() and waiting >= max_waiting:
+            raise self._queue_full(
+                f"Too many background responses: {self.max_parallel} running and {waiting} queued. Retry later."
+            )
+
+    async def events(
+        self, turn: Turn, stats: RequestStats | None = None, admitted: Callable[[], None] | None = None
+    ) -> AsyncIterator[TurnEvent]:
         """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
 
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
-        cancel it wherever it is; the engine's own cleanup kills its Codex process.
+        cancel it wherever it is; the engine's own cleanup kills its Codex process. With `admitted` (a background
+        turn) the turn waits for its slot without a queue deadline and `admitted` is called once it has one.
         """
         asked = time.perf_counter()
-        await self._admit()
+        if admitted is not None:
+            await self._admit_background(admitted)
+        else:
+            await self._admit()
         if stats is not None:
             stats.queue_wait_ms = round((time.perf_counter() - asked) * 1000, 1)
         queue: asyncio.Queue[object] = asyncio.Queue()

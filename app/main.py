@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from app.api import chat, health, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
+from app.background.runs import BackgroundRuns
 from app.catalog import Catalog, discover
 from app.codex_cli import CodexBinary, CodexMissing, child_environment, locate_codex, probe_version
 from app.codex_home import codex_home_path, prepare_codex_home
@@ -177,12 +178,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
+        background = BackgroundRuns(store, executor, settings.instance_id, settings.codex_max_background_queue)
+        await background.start()
         app.state.gateway = Gateway(
-            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout, sandbox
-        )
+            settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout,
+            sandbox, background,
+        )  # fmt: skip
         try:
             yield
         finally:
+            await background.shutdown()  # its runs stored as failed before the executor stops their turns
             if executor is not None:
                 await executor.shutdown()
                 await executor.engine.stop()
