@@ -193,8 +193,8 @@ class RedisStore(ResponseStore):
         return RunRecord(instance, float(beat), cancel == "1")
 
     async def _request_cancel(self, owner: str, response_id: str) -> bool:
-        keys = [self._key(owner, "run", response_id)]
-        return bool(await self._scripts["cancel"](keys=keys, args=[], client=self._client()))
+        client, keys = self._client(), [self._key(owner, "run", response_id)]
+        return bool(await self._scripts["cancel"](keys=keys, args=[], client=client))
 
     async def _beat(self, instance: str, runs: list[tuple[str, str]]) -> set[str]:
         client, now, flagged = self._client(), str(time.time()), set()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.responses import Response
 
 from tests.fakes.provider import FakeProvider, Script
 from tests.harness import FAKE_MODEL, RunningGateway, run_gateway, wait_for, wait_no_codex, write_codex_home
@@ -25,10 +26,8 @@ def reached_model(provider: FakeProvider, marker: str) -> bool:
     return any(marker in json.dumps(body) for body in provider.requests)
 
 
-def poll(
-    client: openai.OpenAI, response_id: str, until: tuple[str, ...], timeout: float = 30
-) -> openai.types.responses.Response:
-    seen: list[openai.types.responses.Response] = []
+def poll(client: openai.OpenAI, response_id: str, until: tuple[str, ...], timeout: float = 30) -> Response:
+    seen: list[Response] = []
 
     def ended() -> bool:
         seen.append(client.responses.retrieve(response_id))
