@@ -193,6 +193,13 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
+        if previous.response.get("status") in ACTIVE:  # a background response still running has no answer yet
+            raise invalid(
+                f"Previous response with id '{body.previous_response_id}' is still {previous.response['status']}: "
+                "wait until it has ended.",
+                param="previous_response_id",
+                code="invalid_value",
+            )
         history = previous.conversation
     reasoning = body.reasoning or Reasoning()
     note_reasoning(reasoning, notes)

@@ -22,8 +22,13 @@ from tests.redis_server import RedisServer
 TERMINAL = ("response.completed", "response.failed", "response.cancelled", "response.incomplete")
 
 
-def reached_model(provider: FakeProvider, marker: str) -> bool:
-    return any(marker in json.dumps(body) for body in provider.requests)
+def requests_with(provider: FakeProvider, marker: str) -> int:
+    return sum(marker in json.dumps(body) for body in provider.requests)
+
+
+def reached_model(provider: FakeProvider, marker: str, before: int) -> bool:
+    """A request with `marker` beyond the `before` already seen (the session's provider serves both engines)."""
+    return requests_with(provider, marker) > before
 
 
 def poll(client: openai.OpenAI, response_id: str, until: tuple[str, ...], timeout: float = 30) -> Response:
@@ -93,10 +98,14 @@ def test_cancel_mid_turn_closes_the_model_request_and_leaves_no_process(
 ) -> None:
     marker = provider.script("bg-cancel", Script(hang=True))
     client = gateway.client()
+    before = requests_with(provider, marker)
     created = client.responses.create(model=FAKE_MODEL, input=marker, background=True)
-    assert wait_for(lambda: reached_model(provider, marker), 20)
+    assert wait_for(lambda: reached_model(provider, marker, before), 20)
     closed = provider.connections_closed
     assert client.responses.retrieve(created.id).status == "in_progress"
+    with pytest.raises(openai.BadRequestError) as caught:  # no answer to continue from yet
+        client.responses.create(model=FAKE_MODEL, input="next", previous_response_id=created.id)
+    assert caught.value.body["param"] == "previous_response_id"
     cancelled = client.responses.cancel(created.id)
     assert cancelled.status == "cancelled" and cancelled.error is None
     assert wait_for(lambda: provider.connections_closed > closed, 10), "the model request was not closed"
@@ -153,8 +162,9 @@ def test_a_gateway_stopped_mid_run_leaves_no_response_in_progress(
     settings = {"CODEX_STORE_URL": str(tmp_path / "store.sqlite3"), "CODEX_INSTANCE_ID": "gw-1", "CODEX_TIMEOUT": "60"}
     marker = provider.script(f"bg-stop-{how}", Script(hang=True))
     with run_gateway(home, workdir, tmp_path / "first.log", **settings) as first:
+        before = requests_with(provider, marker)
         created = first.client().responses.create(model=FAKE_MODEL, input=marker, background=True)
-        assert wait_for(lambda: reached_model(provider, marker), 20)
+        assert wait_for(lambda: reached_model(provider, marker, before), 20)
         first.process.send_signal(getattr(signal, how))
         first.process.wait(30)
     with run_gateway(home, workdir, tmp_path / "second.log", **settings) as second:
@@ -172,8 +182,9 @@ def test_cancel_from_a_second_gateway_on_a_shared_redis(
 ) -> None:
     with two_gateways(provider, workdir, tmp_path, redis_server.url) as (a, b):
         marker = provider.script("bg-remote", Script(hang=True))
+        before = requests_with(provider, marker)
         created = a.client(KEYS[0]).responses.create(model=FAKE_MODEL, input=marker, background=True)
-        assert wait_for(lambda: reached_model(provider, marker), 20)
+        assert wait_for(lambda: reached_model(provider, marker, before), 20)
         closed = provider.connections_closed
         other = b.client(KEYS[0])
         assert other.responses.retrieve(created.id).status == "in_progress"
