@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from app import turn
+from app.background import runs as background_runs
+from app.background.runs import BackgroundRuns
 from app.store import RedisStore, ResponseStore, SqliteStore, StoredResponse
 from app.turn import Message
 from tests.redis_server import RedisServer
@@ -210,3 +212,36 @@ async def test_a_cancel_asked_anywhere_reaches_the_runner_heartbeat(make_store: 
     assert (await runner.run_record(ALICE, "resp_a")).beat >= before  # type: ignore[union-attr]
     assert sorted(await elsewhere.runs_of("gw-1")) == [(ALICE, "resp_a"), (ALICE, "resp_b")]
     assert await elsewhere.runs_of("gw-2") == []
+
+
+async def test_a_run_whose_heartbeat_stopped_is_failed_by_a_reader(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What BackgroundRuns does for a response whose instance never came back: failed, with its terminal event."""
+    dead, reader = make_store(), make_store()
+    await dead.save_run(ALICE, running("resp_left"), numbered(0, 3), 0, begin="gw-gone")
+    runs = BackgroundRuns(reader, None, "gw-alive", 4)
+    assert await runs.settle(ALICE, "resp_left") is False  # its heartbeat is fresh
+    assert await runs.settle(BOB, "resp_left") is False  # another owner's view: nothing there
+    monkeypatch.setattr(background_runs, "LEASE_SECONDS", 0.0)
+    assert await runs.settle(ALICE, "resp_left") is True
+    failed = await reader.get(ALICE, "resp_left")
+    assert failed is not None and failed.response["status"] == "failed"
+    assert "stopped" in failed.response["error"]["message"]
+    events = await reader.run_events(ALICE, "resp_left", 2)
+    assert [(e["type"], e["sequence_number"]) for e in events] == [("response.failed", 3)]
+    assert await reader.run_record(ALICE, "resp_left") is None and await reader.runs_of("gw-gone") == []
+    assert await runs.settle(ALICE, "resp_left") is False  # once
+
+
+async def test_a_restarted_instance_fails_the_runs_it_left(make_store: MakeStore) -> None:
+    await make_store().save_run(ALICE, running("resp_mine"), numbered(0, 1), 0, begin="gw-1")
+    await make_store().save_run(ALICE, running("resp_other"), numbered(0, 1), 0, begin="gw-2")
+    store = make_store()
+    runs = BackgroundRuns(store, None, "gw-1", 4)
+    await runs.start()
+    try:
+        assert (await store.get(ALICE, "resp_mine")).response["status"] == "failed"  # type: ignore[union-attr]
+        assert (await store.get(ALICE, "resp_other")).response["status"] == "in_progress"  # type: ignore[union-attr]
+    finally:
+        await runs.shutdown()
