@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from app.engines.base import Engine
@@ -17,6 +18,15 @@ from app.turn import TERMINAL, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 log = logging.getLogger("codex_wrapper")
 _END = object()
+
+
+@dataclass(frozen=True)
+class BackgroundAdmission:
+    """A background turn: it waits for its slot without a queue deadline (app/background bounds how many wait),
+    `admitted` is called once it has one, and `timeout` is its deadline (CODEX_BACKGROUND_TIMEOUT)."""
+
+    admitted: Callable[[], None]
+    timeout: float
 
 
 class Executor:
@@ -52,14 +62,13 @@ class Executor:
         finally:
             self.waiting -= 1
 
-    async def _admit_background(self, admitted: Callable[[], None]) -> None:
-        """A background turn waits for a slot without a deadline (app/background bounds how many may wait)."""
+    async def _admit_background(self, background: BackgroundAdmission) -> None:
         self.background_waiting += 1
         try:
             await self._slots.acquire()
         finally:
             self.background_waiting -= 1
-        admitted()
+        background.admitted()
 
     def background_room(self, waiting: int, max_waiting: int) -> None:
         """429 if a new background turn would wait behind `max_waiting` others already waiting."""
@@ -69,17 +78,17 @@ class Executor:
             )
 
     async def events(
-        self, turn: Turn, stats: RequestStats | None = None, admitted: Callable[[], None] | None = None
+        self, turn: Turn, stats: RequestStats | None = None, background: BackgroundAdmission | None = None
     ) -> AsyncIterator[TurnEvent]:
         """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
 
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
-        cancel it wherever it is; the engine's own cleanup kills its Codex process. With `admitted` (a background
-        turn) the turn waits for its slot without a queue deadline and `admitted` is called once it has one.
+        cancel it wherever it is; the engine's own cleanup kills its Codex process. A background turn is admitted
+        as BackgroundAdmission says.
         """
         asked = time.perf_counter()
-        if admitted is not None:
-            await self._admit_background(admitted)
+        if background is not None:
+            await self._admit_background(background)
         else:
             await self._admit()
         if stats is not None:
@@ -99,7 +108,8 @@ class Executor:
                 queue.put_nowait(_END)
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.turn_timeout
+        timeout = background.timeout if background is not None else self.turn_timeout
+        deadline = loop.time() + timeout
         self.running += 1
         task = asyncio.create_task(produce())
         self._producers.add(task)
@@ -110,7 +120,8 @@ class Executor:
                 try:
                     item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
-                    message = f"Codex did not finish within CODEX_TIMEOUT={self.turn_timeout:g} s."
+                    name = "CODEX_BACKGROUND_TIMEOUT" if background is not None else "CODEX_TIMEOUT"
+                    message = f"Codex did not finish within {name}={timeout:g} s."
                     yield self.note(Failed(FailureKind.TIMEOUT, message), stats)
                     return
                 if item is _END:

@@ -178,7 +178,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await prewarm_defaults(executor.engine, settings, providers, catalog, layout)
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
-        background = BackgroundRuns(store, executor, settings.instance_id, settings.codex_max_background_queue)
+        background = BackgroundRuns(
+            store,
+            executor,
+            settings.instance_id,
+            settings.codex_max_background_queue,
+            settings.codex_background_timeout or settings.codex_timeout,
+        )
         await background.start()
         app.state.gateway = Gateway(
             settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout,

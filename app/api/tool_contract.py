@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from jsonschema import validators
 
-from app.executor import Executor
+from app.executor import BackgroundAdmission, Executor
 from app.observability import RequestStats
 from app.turn import Completed, Failed, FailureKind, TextDelta, ToolCall, Turn, TurnEvent
 
@@ -52,15 +52,15 @@ def broken_contract(turn: Turn, calls: list[ToolCall]) -> str | None:
 
 
 async def tool_events(
-    executor: Executor, turn: Turn, stats: RequestStats | None, admitted: Callable[[], None] | None = None
+    executor: Executor, turn: Turn, stats: RequestStats | None, background: BackgroundAdmission | None = None
 ) -> AsyncIterator[TurnEvent]:
     """The turn's events, its calls checked (see the module's doc); calls come just before Completed.
-    `admitted`: a background turn's admission (see Executor.events)."""
+    `background`: a background turn's admission (see Executor.events)."""
     for attempt in range(1, ATTEMPTS + 1):
         held: list[TurnEvent] = []  # text held back while a required call has not come (it could be retried)
         calls: list[ToolCall] = []
         shown = False  # text already passed on: a retry would repeat it
-        events = executor.events(turn, stats, admitted)
+        events = executor.events(turn, stats, background)
         try:
             async for event in events:
                 if isinstance(event, ToolCall):

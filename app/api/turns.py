@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from app.auth import bearer_token
 from app.catalog import ModelInfo
 from app.efforts import checked_verbosity, supported_effort
 from app.errors import ApiError, invalid
-from app.executor import Executor
+from app.executor import BackgroundAdmission, Executor
 from app.gateway import Gateway
 from app.observability import RequestStats
 from app.policy import check_ceilings, parse_x_codex, resolve_policy
@@ -79,18 +79,17 @@ def _verbosity(value: str | None, model: ModelInfo, param: str, notes: Notes) ->
 
 @dataclass
 class PreparedTurn:
-    """A turn resolved and checked but not admitted yet: `events(admitted)` runs it (background: see
-    app/background)."""
+    """A turn resolved and checked but not admitted yet: `events()` runs it (`background`: see app/background)."""
 
     turn: Turn
     executor: Executor
     stats: RequestStats | None
     notes: Notes
 
-    def events(self, admitted: Callable[[], None] | None = None) -> AsyncIterator[TurnEvent]:
+    def events(self, background: BackgroundAdmission | None = None) -> AsyncIterator[TurnEvent]:
         if self.turn.tools:
-            return tool_events(self.executor, self.turn, self.stats, admitted)
-        return self.executor.events(self.turn, self.stats, admitted)
+            return tool_events(self.executor, self.turn, self.stats, background)
+        return self.executor.events(self.turn, self.stats, background)
 
 
 async def start_turn(

@@ -19,7 +19,7 @@ from typing import Any
 
 from app.api.response_events import ResponseBuilder
 from app.errors import ApiError
-from app.executor import Executor
+from app.executor import BackgroundAdmission, Executor
 from app.store import ResponseStore, StoredResponse, StoreUnavailable
 from app.turn import Completed, Failed, FailureKind, TurnEvent
 
@@ -33,7 +33,7 @@ FINAL_WRITE_SECONDS = 10.0  # how long the last write of a run is retried while 
 STOPPED = "The gateway instance running this background response stopped before the response finished."
 
 Render = Callable[[TurnEvent], list[dict[str, Any]]]
-Events = Callable[[Callable[[], None]], AsyncIterator[TurnEvent]]
+Events = Callable[[BackgroundAdmission], AsyncIterator[TurnEvent]]
 
 
 class Run:
@@ -94,7 +94,7 @@ class Run:
             self.add(self.builder.in_progress())
 
     async def _consume(self) -> None:
-        events = self._events(self._admitted)
+        events = self._events(BackgroundAdmission(self._admitted, self.runs.timeout))
         try:
             async for event in events:
                 self.add(self._render(event))
@@ -160,11 +160,14 @@ class Run:
 class BackgroundRuns:
     """This instance's background responses, its heartbeat, and cancel and recovery on any instance."""
 
-    def __init__(self, store: ResponseStore, executor: Executor | None, instance: str, max_waiting: int) -> None:
+    def __init__(
+        self, store: ResponseStore, executor: Executor | None, instance: str, max_waiting: int, timeout: float
+    ) -> None:
         self.store = store
         self.executor = executor
         self.instance = instance
         self.max_waiting = max_waiting
+        self.timeout = timeout  # a background turn's deadline
         self.local: dict[str, Run] = {}
         self._heart: asyncio.Task[None] | None = None
 

@@ -217,3 +217,13 @@ def test_background_turns_wait_in_their_own_bounded_queue(start_gateway, provide
     assert wait_no_codex(gateway.codex_home, 10) == []
     with httpx.Client(base_url=gateway.base_url, timeout=10) as http:
         assert http.get("/metrics").status_code == 200
+
+
+def test_a_background_turn_has_its_own_deadline(start_gateway, provider: FakeProvider) -> None:
+    gateway = start_gateway(CODEX_TIMEOUT="60", CODEX_BACKGROUND_TIMEOUT="2")
+    marker = provider.script("bg-deadline", Script(hang=True))
+    client = gateway.client()
+    created = client.responses.create(model=FAKE_MODEL, input=marker, background=True)
+    ended = poll(client, created.id, ("failed",))
+    assert ended.error is not None and "CODEX_BACKGROUND_TIMEOUT=2" in ended.error.message
+    assert wait_no_codex(gateway.codex_home, 10) == []

@@ -220,7 +220,7 @@ async def test_a_run_whose_heartbeat_stopped_is_failed_by_a_reader(
     """What BackgroundRuns does for a response whose instance never came back: failed, with its terminal event."""
     dead, reader = make_store(), make_store()
     await dead.save_run(ALICE, running("resp_left"), numbered(0, 3), 0, begin="gw-gone")
-    runs = BackgroundRuns(reader, None, "gw-alive", 4)
+    runs = BackgroundRuns(reader, None, "gw-alive", 4, 60)
     assert await runs.settle(ALICE, "resp_left") is False  # its heartbeat is fresh
     assert await runs.settle(BOB, "resp_left") is False  # another owner's view: nothing there
     monkeypatch.setattr(background_runs, "LEASE_SECONDS", 0.0)
@@ -238,7 +238,7 @@ async def test_a_restarted_instance_fails_the_runs_it_left(make_store: MakeStore
     await make_store().save_run(ALICE, running("resp_mine"), numbered(0, 1), 0, begin="gw-1")
     await make_store().save_run(ALICE, running("resp_other"), numbered(0, 1), 0, begin="gw-2")
     store = make_store()
-    runs = BackgroundRuns(store, None, "gw-1", 4)
+    runs = BackgroundRuns(store, None, "gw-1", 4, 60)
     await runs.start()
     try:
         assert (await store.get(ALICE, "resp_mine")).response["status"] == "failed"  # type: ignore[union-attr]
