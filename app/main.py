@@ -111,8 +111,9 @@ def gateway_state(app: FastAPI) -> dict[str, Any]:
     executor = gateway.executor if gateway else None
     pool = getattr(executor.engine, "pool", None) if executor else None
     return {
-        "waiting": executor.waiting if executor else 0,
+        "waiting": executor.waiting + executor.background_waiting if executor else 0,
         "running": executor.running if executor else 0,
+        "background": len(gateway.background.local) if gateway and gateway.background else 0,
         "restarts": pool.restarts if pool else 0,
         "failures": dict(executor.failures) if executor else {},
         "store_up": gateway.store.up if gateway else True,

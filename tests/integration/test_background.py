@@ -212,11 +212,15 @@ def test_background_turns_wait_in_their_own_bounded_queue(start_gateway, provide
     assert client.responses.retrieve(waiting.id).status == "queued"
     with pytest.raises(openai.RateLimitError):
         client.responses.create(model=FAKE_MODEL, input="third", background=True)
+    with httpx.Client(base_url=gateway.base_url, timeout=10) as http:
+        metrics = http.get("/metrics").text
+    assert "codex_wrapper_background_responses 2.0" in metrics and "codex_wrapper_queue_depth 1.0" in metrics
     assert client.responses.cancel(waiting.id).status == "cancelled"  # a queued one is cancelled without running
     assert client.responses.cancel(running.id).status == "cancelled"
     assert wait_no_codex(gateway.codex_home, 10) == []
     with httpx.Client(base_url=gateway.base_url, timeout=10) as http:
-        assert http.get("/metrics").status_code == 200
+        metrics = http.get("/metrics").text
+    assert "codex_wrapper_background_responses 0.0" in metrics
 
 
 def test_a_background_turn_has_its_own_deadline(start_gateway, provider: FakeProvider) -> None:
