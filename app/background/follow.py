@@ -4,13 +4,12 @@ event. On the instance running it the events come from memory; elsewhere the sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from app.background.runs import LEASE_SECONDS, TERMINAL_EVENTS, BackgroundRuns
+from app.background.runs import ACTIVE, LEASE_SECONDS, TERMINAL_EVENTS, BackgroundRuns
 from app.store import StoreUnavailable
 
 POLL_SECONDS = 0.25  # how often a follower on another instance reads new events from the store
@@ -23,9 +22,10 @@ def frame(event: dict[str, Any]) -> bytes:
 
 
 async def follow(runs: BackgroundRuns, owner: str, response_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
-    """Every event numbered above `after`, once and in order, ending with the terminal event."""
+    """Every event numbered above `after`, once and in order, ending with the terminal event (or at once, for an
+    ended response with nothing after `after`)."""
     last = after
-    quiet_since = time.monotonic()
+    checked = float("-inf")  # when the store's status was last looked at
     while True:
         run = runs.mine(owner, response_id)
         if run is not None:
@@ -41,16 +41,29 @@ async def follow(runs: BackgroundRuns, owner: str, response_id: str, after: int)
             if event["type"] in TERMINAL_EVENTS:
                 return
         if batch:
-            quiet_since = time.monotonic()
             continue
         if run is not None:
             await run.wait_beyond(last + 1)
             continue
-        if time.monotonic() - quiet_since > min(SETTLE_SECONDS, LEASE_SECONDS):
-            quiet_since = time.monotonic()
-            with contextlib.suppress(StoreUnavailable):
-                await runs.settle(owner, response_id)  # a dead runner's response gets its terminal event
+        if time.monotonic() - checked > min(SETTLE_SECONDS, LEASE_SECONDS):
+            checked = time.monotonic()
+            if await _ended(runs, owner, response_id):
+                for event in await runs.store.run_events(owner, response_id, last):  # written before the status
+                    yield event
+                return
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _ended(runs: BackgroundRuns, owner: str, response_id: str) -> bool:
+    """Whether the response has ended or is gone; a dead runner's response is failed (its terminal event added)."""
+    try:
+        stored = await runs.store.get(owner, response_id)
+        if stored is None or stored.response.get("status") not in ACTIVE:
+            return True
+        await runs.settle(owner, response_id)
+    except StoreUnavailable:
+        pass
+    return False
 
 
 async def sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

@@ -166,11 +166,11 @@ class RedisStore(ResponseStore):
         if begin is not None:  # the run record first: a reader that sees the response sees who runs it
             await client.hset(run_key, {"instance": begin, "beat": str(time.time()), "cancel": "0"})
             await client.sadd(self._instance_key(begin), [f"{owner} {response_id}"])
-        await self._put(owner, stored)
-        if events:
+        if events:  # before the snapshot: a reader that sees the response ended finds its terminal event
             args: list[str | int] = [round(self.ttl_seconds * 1000), first, *(json.dumps(event) for event in events)]
             keys = [self._key(owner, "events", response_id)]
             await self._scripts["append"](keys=keys, args=args, client=client)
+        await self._put(owner, stored)
         if end:
             instance = await client.hget(run_key, "instance")
             await client.delete([run_key])

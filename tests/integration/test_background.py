@@ -90,6 +90,8 @@ def test_a_dropped_stream_resumes_without_a_lost_or_repeated_event(
     # the whole stream again, from the store, once the response has ended
     again = events_of(client.responses.retrieve(response_id, stream=True))
     assert again == events
+    last = events[-1]["sequence_number"]
+    assert events_of(client.responses.retrieve(response_id, stream=True, starting_after=last)) == []
     assert client.responses.retrieve(response_id).output_text == "".join(words)
 
 
