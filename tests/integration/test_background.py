@@ -53,6 +53,8 @@ def test_answers_at_once_and_is_polled_to_completion(gateway: RunningGateway, pr
     assert created.status in ("queued", "in_progress") and created.background is True and created.output == []
     done = poll(client, created.id, ("completed",))
     assert done.output_text == "slow answer" and done.usage is not None and done.usage.input_tokens == 11
+    with client.responses.stream(response_id=created.id) as stream:  # the SDK's helper replays it whole
+        assert stream.get_final_response().output_text == "slow answer"
     # it reads as a normal stored response: continued, and its items referenced
     marker2 = provider.script("bg-next", Script(deltas=["next"]))
     nxt = client.responses.create(model=FAKE_MODEL, input=f"go on {marker2}", previous_response_id=created.id)
