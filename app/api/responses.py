@@ -302,7 +302,7 @@ async def get_response(
     request: Request,
     gateway: Gateway = Depends(authorized),
     stream: bool = False,
-    starting_after: int | None = Query(None, ge=-1),
+    starting_after: int | None = Query(None, ge=-1, le=2**31 - 1),
 ) -> Any:
     """The stored response (a background one as it stands); `stream`: a background response's events after
     `starting_after`, then the live ones to the end."""
