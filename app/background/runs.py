@@ -279,6 +279,9 @@ class BackgroundRuns:
                 flagged = await self.store.beat(self.instance, runs)
             except StoreUnavailable:
                 continue
+            except Exception:  # the heartbeat must outlive a bug
+                log.exception("background heartbeat failed")
+                continue
             for response_id in flagged:
                 if run := self.local.get(response_id):
                     log.info("background response %s: cancelled from another instance", response_id)
