@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     codex_max_parallel_requests: int = Field(2, ge=1)
     codex_max_queue: int = Field(32, ge=0)
     codex_queue_timeout_seconds: float = Field(30.0, gt=0)
+    codex_max_background_queue: int = Field(32, ge=0)
+    codex_background_timeout: float | None = Field(None, gt=0)  # None: CODEX_TIMEOUT
+    codex_instance_id: str = ""  # empty: <hostname>:<PORT>
     codex_max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     codex_shutdown_grace_seconds: float = Field(10.0, ge=0)
     codex_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
@@ -88,7 +92,10 @@ class Settings(BaseSettings):
     codex_env_file: str = ".env"
     codex_model: Annotated[str | None, NoDecode] = None
 
-    @field_validator("proxy_api_key", "codex_path", "codex_model", "rate_limit_storage_uri", mode="before")
+    @field_validator(
+        "proxy_api_key", "codex_path", "codex_model", "rate_limit_storage_uri", "codex_background_timeout",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -152,6 +159,11 @@ class Settings(BaseSettings):
     @property
     def api_keys(self) -> tuple[str, ...]:
         return tuple(key.strip() for key in (self.proxy_api_key or "").split(",") if key.strip())
+
+    @property
+    def instance_id(self) -> str:
+        """Names this instance's background runs in the store: keep it stable across restarts, unique per instance."""
+        return self.codex_instance_id.strip() or f"{socket.gethostname()}:{self.port}"
 
     @property
     def store_is_redis(self) -> bool:

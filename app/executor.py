@@ -7,7 +7,8 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from app.engines.base import Engine
@@ -18,6 +19,15 @@ from app.turn import TERMINAL, Completed, Failed, FailureKind, Turn, TurnEvent, 
 
 log = logging.getLogger("codex_wrapper")
 _END = object()
+
+
+@dataclass(frozen=True)
+class BackgroundAdmission:
+    """A background turn: it waits for its slot without a queue deadline (app/background bounds how many wait),
+    `admitted` is called once it has one, and `timeout` is its deadline (CODEX_BACKGROUND_TIMEOUT)."""
+
+    admitted: Callable[[], None]
+    timeout: float
 
 
 class Executor:
@@ -39,6 +49,7 @@ class Executor:
         self.turn_timeout = turn_timeout
         self._slots = asyncio.Semaphore(max_parallel)
         self.waiting = 0
+        self.background_waiting = 0
         self.running = 0
         self.failures: collections.Counter[str] = collections.Counter()
         self._finishing: set[asyncio.Task[None]] = set()
@@ -62,15 +73,36 @@ class Executor:
         finally:
             self.waiting -= 1
 
-    async def events(self, turn: Turn, stats: RequestStats | None = None) -> AsyncIterator[TurnEvent]:
+    async def _admit_background(self, background: BackgroundAdmission) -> None:
+        self.background_waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.background_waiting -= 1
+        background.admitted()
+
+    def background_room(self, waiting: int, max_waiting: int) -> None:
+        """429 if a new background turn would wait behind `max_waiting` others already waiting."""
+        if self._slots.locked() and waiting >= max_waiting:
+            raise self._queue_full(
+                f"Too many background responses: {self.max_parallel} running and {waiting} queued. Retry later."
+            )
+
+    async def events(
+        self, turn: Turn, stats: RequestStats | None = None, background: BackgroundAdmission | None = None
+    ) -> AsyncIterator[TurnEvent]:
         """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
 
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)
-        cancel it wherever it is; the engine's own cleanup kills its Codex process.
+        cancel it wherever it is; the engine's own cleanup kills its Codex process. A background turn is admitted
+        as BackgroundAdmission says.
         """
         asked, started = time.perf_counter(), self.plan.clock()
         await self.plan.admit()  # a reached plan limit: 429 without starting Codex (but a probe a minute)
-        await self._admit()
+        if background is not None:
+            await self._admit_background(background)
+        else:
+            await self._admit()
         if stats is not None:
             stats.queue_wait_ms = round((time.perf_counter() - asked) * 1000, 1)
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -88,7 +120,8 @@ class Executor:
                 queue.put_nowait(_END)
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.turn_timeout
+        timeout = background.timeout if background is not None else self.turn_timeout
+        deadline = loop.time() + timeout
         self.running += 1
         task = asyncio.create_task(produce())
         self._producers.add(task)
@@ -99,7 +132,8 @@ class Executor:
                 try:
                     item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
-                    message = f"Codex did not finish within CODEX_TIMEOUT={self.turn_timeout:g} s."
+                    name = "CODEX_BACKGROUND_TIMEOUT" if background is not None else "CODEX_TIMEOUT"
+                    message = f"Codex did not finish within {name}={timeout:g} s."
                     yield self.note(Failed(FailureKind.TIMEOUT, message), stats)
                     return
                 if item is _END:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
 
 from app.auth import RateLimiter, caller_key, check_api_key
+from app.background.runs import BackgroundRuns
 from app.catalog import Catalog
 from app.codex_cli import CodexBinary
 from app.config import Settings
@@ -37,6 +38,7 @@ class Gateway:
     layout: SandboxLayout  # what no sandboxed command may read
     sandbox: SandboxStatus = NOT_PROBED
     login: LoginWatch | None = None  # None: without Codex there is no one to ask
+    background: BackgroundRuns = field(default=None)  # type: ignore[assignment]  # set by create_app's lifespan
 
     def require_codex(self) -> Executor:
         if self.executor is None:

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from app.api import chat, health, limits, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
+from app.background.runs import BackgroundRuns
 from app.catalog import Catalog, discover
 from app.codex_cli import CodexBinary, CodexMissing, child_environment, codex_note, locate_codex, probe_version
 from app.codex_home import codex_home_path, prepare_codex_home
@@ -140,8 +141,9 @@ def gateway_state(app: FastAPI) -> dict[str, Any]:
     executor = gateway.executor if gateway else None
     pool = getattr(executor.engine, "pool", None) if executor else None
     return {
-        "waiting": executor.waiting if executor else 0,
+        "waiting": executor.waiting + executor.background_waiting if executor else 0,
         "running": executor.running if executor else 0,
+        "background": len(gateway.background.local) if gateway and gateway.background else 0,
         "restarts": pool.restarts if pool else 0,
         "failures": dict(executor.failures) if executor else {},
         "store_up": gateway.store.up if gateway else True,
@@ -220,13 +222,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 login.on_login = after_login
         images = ImageFetcher.from_settings(settings)
         sandbox = report_sandbox(await probe) if probe is not None else NOT_PROBED
+        background = BackgroundRuns(
+            store,
+            executor,
+            settings.instance_id,
+            settings.codex_max_background_queue,
+            settings.codex_background_timeout or settings.codex_timeout,
+        )
+        await background.start()
         app.state.gateway = Gateway(
             settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout,
-            sandbox, login,
+            sandbox, login, background,
         )  # fmt: skip
         try:
             yield
         finally:
+            await background.shutdown()  # its runs stored as failed before the executor stops their turns
             if login is not None:
                 await login.close()
             if reading is not None:

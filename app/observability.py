@@ -60,6 +60,11 @@ class GatewayCollector:
         state = self.read()
         yield GaugeMetricFamily("codex_wrapper_queue_depth", "Turns waiting for a Codex slot", value=state["waiting"])
         yield GaugeMetricFamily("codex_wrapper_turns_in_flight", "Turns running in Codex", value=state["running"])
+        yield GaugeMetricFamily(
+            "codex_wrapper_background_responses",
+            "Background responses this instance runs or queues",
+            value=state.get("background", 0),
+        )
         yield CounterMetricFamily(
             "codex_wrapper_codex_restarts", "Codex app-server worker restarts", value=state["restarts"]
         )

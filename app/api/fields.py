@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.params import Check, Rule, absent, anything, falsy
+from app.api.params import Check, Rule, absent, anything
 from app.errors import invalid
 
 # Responses `include` values (the OpenAI enum). Tool-call details belong to tools this gateway does not offer (no
@@ -86,7 +86,6 @@ RESPONSES_RULES: dict[str, Rule] = {
     "tool_choice": (anything, ""),
     "parallel_tool_calls": (anything, ""),
     "text": (anything, ""),  # honoured: output.responses_format, and text.verbosity in start_turn
-    "background": (falsy, "background responses are not available"),
     "prompt": (absent, "prompt templates are not available through Codex"),
     "conversation": (absent, "the Conversations API is not available; use previous_response_id"),
 }

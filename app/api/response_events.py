@@ -71,10 +71,14 @@ class ResponseBuilder:
         return event
 
     def start(self) -> list[dict[str, Any]]:
-        return [
-            self._event("response.created", response=self.response()),
-            self._event("response.in_progress", response=self.response()),
-        ]
+        return [*self.created(), *self.in_progress()]
+
+    def created(self) -> list[dict[str, Any]]:
+        return [self._event("response.created", response=self.response())]
+
+    def in_progress(self) -> list[dict[str, Any]]:
+        self.status = "in_progress"
+        return [self._event("response.in_progress", response=self.response())]
 
     def _open_item(self, kind: str) -> list[dict[str, Any]]:
         events = self._close_item()
@@ -229,3 +233,11 @@ class ResponseBuilder:
         self.status, self.failure = "failed", error
         self.error = {"code": code, "message": error.message}
         return [*events, self._event("response.failed", response=self.response())]
+
+    def end(self, status: str, message: str, code: str = "server_error") -> list[dict[str, Any]]:
+        """End a background response from outside the turn: `cancelled` (no error), or `failed` with `message`."""
+        events = self._close_item()
+        self.status = status
+        if status == "failed":
+            self.error = {"code": code, "message": message}
+        return [*events, self._event(f"response.{status}", response=self.response())]

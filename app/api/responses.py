@@ -20,9 +20,11 @@ from app.api.response_input import expand_references, to_messages
 from app.api.streaming import SSE_HEADERS, until_disconnect
 from app.api.tool_history import check_pairs
 from app.api.tools import ToolRequest, responses_tool_object, responses_tools
-from app.api.turns import Notes, precheck, start_turn
+from app.api.turns import Notes, precheck, prepare_turn, start_turn
 from app.api.web_search import search_includes
 from app.auth import bearer_token
+from app.background.follow import follow, sse
+from app.background.runs import ACTIVE
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
 from app.images import materialize
@@ -83,6 +85,7 @@ class ResponsesRequest(BaseModel):
     store: bool | None = None  # null or left out: true
     previous_response_id: str | None = None
     stream: bool | None = False
+    background: bool | None = None
     x_codex: Any = None
 
 
@@ -183,6 +186,12 @@ async def collect(
 @router.post("/v1/responses")
 async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)):
     extra = body.model_extra or {}
+    if body.background and body.store is False:
+        raise invalid(
+            "A background response is stored so that it can be retrieved: 'background' needs 'store' true.",
+            param="background",
+            code="invalid_value",
+        )
     notes = Notes(check_params(extra))
     owner = owner_of(request, gateway)
     raw = body.input if isinstance(body.input, str) else await expand_references(body.input, store_of(gateway), owner)
@@ -203,6 +212,13 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
+        if previous.response.get("status") in ACTIVE:  # a background response still running has no answer yet
+            raise invalid(
+                f"Previous response with id '{body.previous_response_id}' is still {previous.response['status']}: "
+                "wait until it has ended.",
+                param="previous_response_id",
+                code="invalid_value",
+            )
         history = previous.conversation
     reasoning = body.reasoning or Reasoning()
     note_reasoning(reasoning, notes)
@@ -220,31 +236,34 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     conversation = (*history, *new_messages)
     check_pairs([item for item in conversation if not isinstance(item, Message)], chat=False)
     instructions = (Message("developer", body.instructions),) if body.instructions else ()
-    started = await start_turn(
-        gateway,
-        request,
-        body.model,
-        (*instructions, *conversation),
-        body.x_codex,
-        requested_effort=reasoning.effort,
-        effort_param="reasoning.effort",
-        reasoning_summary=summary,
-        output=output,
-        tools=tools,
-        verbosity=verbosity,
-        verbosity_param="text.verbosity",
-        notes=notes,
-    )
-    policy = started.turn.policy
+    options: dict[str, Any] = {
+        "requested_effort": reasoning.effort,
+        "effort_param": "reasoning.effort",
+        "reasoning_summary": summary,
+        "output": output,
+        "tools": tools,
+        "verbosity": verbosity,
+        "verbosity_param": "text.verbosity",
+        "notes": notes,
+    }
+    messages = (*instructions, *conversation)
+    if body.background:
+        prepared = prepare_turn(gateway, request, body.model, messages, body.x_codex, **options)
+        turn, notes = prepared.turn, prepared.notes
+    else:
+        started = await start_turn(gateway, request, body.model, messages, body.x_codex, **options)
+        turn, notes = started.turn, started.notes
+    policy = turn.policy
     builder = ResponseBuilder(
         {
             "model": body.model,
+            "background": bool(body.background),
             "instructions": body.instructions,
             "previous_response_id": body.previous_response_id,
             "metadata": body.metadata or {},
             "store": body.store is not False,
             "reasoning": {"effort": policy.reasoning_effort, "summary": policy.reasoning_summary},
-            "text": {"format": format_object(output), "verbosity": started.turn.verbosity},
+            "text": {"format": format_object(output), "verbosity": turn.verbosity},
             "tools": echoed_tools(extra.get("tools"), tools),
             "tool_choice": tools.choice_body,
             "parallel_tool_calls": tools.parallel,
@@ -257,17 +276,29 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     )
     rules = ResponseRules(not policy.hide_reasoning, output)
 
-    async def finish() -> None:
-        if body.store is not False and builder.status in ("completed", "failed"):
-            answer: tuple[Item, ...] = ()
-            if builder.status == "completed":
-                text = builder.text()
-                answer = (*((Message("assistant", text),) if text or not builder.calls() else ()), *builder.calls())
-            stored = StoredResponse(builder.response(), input_items, (*conversation, *answer))
-            if not await store_of(gateway).keep(owner, stored):  # the answer still goes out (non-stream: named)
-                headers[NOT_STORED_HEADER] = "store unavailable"
+    def snapshot() -> StoredResponse:
+        """The response as stored: with a completed answer, the conversation goes on with it."""
+        answer: tuple[Item, ...] = ()
+        if builder.status == "completed":
+            text = builder.text()
+            answer = (*((Message("assistant", text),) if text or not builder.calls() else ()), *builder.calls())
+        return StoredResponse(builder.response(), input_items, (*conversation, *answer))
 
-    headers = started.notes.headers()
+    async def finish() -> None:
+        if body.store is False or builder.status not in ("completed", "failed"):
+            return
+        if not await store_of(gateway).keep(owner, snapshot()):  # the answer still goes out (non-stream: named)
+            headers[NOT_STORED_HEADER] = "store unavailable"
+
+    headers = notes.headers()
+    if body.background:
+        run = await gateway.background.launch(
+            owner, builder, snapshot, prepared.events, lambda event: _render(builder, event, rules)
+        )
+        if body.stream:
+            stream = sse(follow(gateway.background, owner, run.id, -1))
+            return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        return JSONResponse(run.builder.response(), headers=headers)
     if body.stream:
         stream = stream_events(builder, started.first, started.events, rules, finish)
         return StreamingResponse(stream, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
@@ -286,13 +317,55 @@ async def _owned(gateway: Gateway, request: Request, response_id: str) -> Stored
 
 
 @router.get("/v1/responses/{response_id}")
-async def get_response(response_id: str, request: Request, gateway: Gateway = Depends(authorized)) -> dict[str, Any]:
-    return (await _owned(gateway, request, response_id)).response
+async def get_response(
+    response_id: str,
+    request: Request,
+    gateway: Gateway = Depends(authorized),
+    stream: bool = False,
+    starting_after: int | None = Query(None, ge=-1, le=2**31 - 1),
+) -> Any:
+    """The stored response (a background one as it stands); `stream`: a background response's events after
+    `starting_after`, then the live ones to the end."""
+    stored = await _owned(gateway, request, response_id)
+    owner = owner_of(request, gateway)
+    if not stream:
+        return await gateway.background.current(owner, stored)
+    if not stored.response.get("background"):
+        raise invalid(
+            "Only responses created with background=true can be streamed again.", param="stream", code="invalid_value"
+        )
+    after = -1 if starting_after is None else starting_after
+    return StreamingResponse(
+        sse(follow(gateway.background, owner, response_id, after)), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+@router.post("/v1/responses/{response_id}/cancel")
+async def cancel_response(response_id: str, request: Request, gateway: Gateway = Depends(authorized)) -> Any:
+    """Cancel a background response (here or on the instance running it); a finished one is refused, except a
+    cancelled one, which is answered again."""
+    stored = await _owned(gateway, request, response_id)
+    owner = owner_of(request, gateway)
+    if not stored.response.get("background"):
+        raise invalid("Only responses created with background=true can be cancelled.", code="invalid_value")
+    status = stored.response.get("status")
+    if status in ACTIVE:
+        response = await gateway.background.cancel(owner, response_id)
+        if response is None:
+            raise ApiError(404, f"No response found with id '{response_id}'.", param="response_id", code="not_found")
+        return response
+    if status == "cancelled":
+        return stored.response
+    raise invalid(f"Cannot cancel a {status} response.", code="invalid_value")
 
 
 @router.delete("/v1/responses/{response_id}")
 async def delete_response(response_id: str, request: Request, gateway: Gateway = Depends(authorized)) -> dict[str, Any]:
-    if not await store_of(gateway).delete(owner_of(request, gateway), response_id):
+    owner = owner_of(request, gateway)
+    stored = await store_of(gateway).get(owner, response_id)
+    if stored is not None and stored.response.get("background") and stored.response.get("status") in ACTIVE:
+        await gateway.background.cancel(owner, response_id)  # else its runner would store it again
+    if not await store_of(gateway).delete(owner, response_id):
         raise ApiError(404, f"No response found with id '{response_id}'.", param="response_id", code="not_found")
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 

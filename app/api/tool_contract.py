@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from jsonschema import validators
 
-from app.executor import Executor
+from app.executor import BackgroundAdmission, Executor
 from app.observability import RequestStats
 from app.turn import Completed, Failed, FailureKind, TextDelta, ToolCall, Turn, TurnEvent
 
@@ -51,13 +51,16 @@ def broken_contract(turn: Turn, calls: list[ToolCall]) -> str | None:
     return None
 
 
-async def tool_events(executor: Executor, turn: Turn, stats: RequestStats | None) -> AsyncIterator[TurnEvent]:
-    """The turn's events, its calls checked (see the module's doc); calls come just before Completed."""
+async def tool_events(
+    executor: Executor, turn: Turn, stats: RequestStats | None, background: BackgroundAdmission | None = None
+) -> AsyncIterator[TurnEvent]:
+    """The turn's events, its calls checked (see the module's doc); calls come just before Completed.
+    `background`: a background turn's admission (see Executor.events)."""
     for attempt in range(1, ATTEMPTS + 1):
         held: list[TurnEvent] = []  # text held back while a required call has not come (it could be retried)
         calls: list[ToolCall] = []
         shown = False  # text already passed on: a retry would repeat it
-        events = executor.events(turn, stats)
+        events = executor.events(turn, stats, background)
         try:
             async for event in events:
                 if isinstance(event, ToolCall):

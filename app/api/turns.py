@@ -18,6 +18,7 @@ from app.auth import bearer_token
 from app.catalog import ModelInfo
 from app.efforts import checked_verbosity, supported_effort
 from app.errors import ApiError, invalid
+from app.executor import BackgroundAdmission, Executor
 from app.gateway import Gateway
 from app.observability import RequestStats
 from app.policy import check_ceilings, parse_x_codex, resolve_policy
@@ -77,7 +78,37 @@ def _verbosity(value: str | None, model: ModelInfo, param: str, notes: Notes) ->
     return value
 
 
+@dataclass
+class PreparedTurn:
+    """A turn resolved and checked but not admitted yet: `events()` runs it (`background`: see app/background)."""
+
+    turn: Turn
+    executor: Executor
+    stats: RequestStats | None
+    notes: Notes
+
+    def events(self, background: BackgroundAdmission | None = None) -> AsyncIterator[TurnEvent]:
+        if self.turn.tools:
+            return tool_events(self.executor, self.turn, self.stats, background)
+        return self.executor.events(self.turn, self.stats, background)
+
+
 async def start_turn(
+    gateway: Gateway,
+    request: Request,
+    model_name: str,
+    messages: tuple[Item, ...],
+    x_codex: Any,
+    **options: Any,
+) -> StartedTurn:
+    """prepare_turn, admit the turn, and wait for its first event (a failure before it is an HTTP error status:
+    4xx from validation, 429 from admission, 5xx from Codex)."""
+    prepared = prepare_turn(gateway, request, model_name, messages, x_codex, **options)
+    events = prepared.events()
+    return StartedTurn(prepared.turn, await first_event(request, events), events, prepared.notes)
+
+
+def prepare_turn(
     gateway: Gateway,
     request: Request,
     model_name: str,
@@ -92,10 +123,9 @@ async def start_turn(
     verbosity: str | None = None,
     verbosity_param: str = "verbosity",
     notes: Notes | None = None,
-) -> StartedTurn:
-    """Resolve model and policy, admit the turn, and wait for its first event (a failure before it is an
-    HTTP error status: 4xx from validation, 429 from admission, 5xx from Codex). `notes` (the endpoint's, with
-    what it ignored already) gains what the model cannot take as asked."""
+) -> PreparedTurn:
+    """Resolve model and policy and check the turn (4xx, or 503 without Codex or its sandbox). `notes` (the
+    endpoint's, with what it ignored already) gains what the model cannot take as asked."""
     notes = notes if notes is not None else Notes()
     checked = parse_x_codex(x_codex)
     model, alias_effort = gateway.catalog.resolve(model_name)
@@ -143,8 +173,7 @@ async def start_turn(
     stats: RequestStats | None = getattr(request.state, "stats", None)
     if stats is not None:
         stats.model, stats.engine = model.id, executor.engine.name
-    events = tool_events(executor, turn, stats) if turn.tools else executor.events(turn, stats)
-    return StartedTurn(turn, await first_event(request, events), events, notes)
+    return PreparedTurn(turn, executor, stats, notes)
 
 
 async def precheck(

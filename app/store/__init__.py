@@ -7,12 +7,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.config import ConfigError, Settings
-from app.store.base import ResponseStore, StoredResponse, StoreHealth, StoreUnavailable, items_of
+from app.store.base import ResponseStore, RunRecord, StoredResponse, StoreHealth, StoreUnavailable, items_of
 from app.store.redis import RedisStore
 from app.store.sqlite import SqliteStore
 
 __all__ = [
-    "RedisStore", "ResponseStore", "SqliteStore", "StoreHealth", "StoreUnavailable", "StoredResponse",
+    "RedisStore", "ResponseStore", "RunRecord", "SqliteStore", "StoreHealth", "StoreUnavailable", "StoredResponse",
     "items_of", "masked_url", "open_store", "sqlite_path",
 ]  # fmt: skip
 

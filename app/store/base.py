@@ -42,6 +42,16 @@ class StoredResponse:
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """Who runs a background response now (app/background): its instance, that instance's last heartbeat
+    (time.time()), and whether a cancel was asked for."""
+
+    instance: str
+    beat: float
+    cancel: bool
+
+
+@dataclass(frozen=True)
 class StoreHealth:
     backend: str
     location: str  # a path or a URL without its password: for the operator (doctor), not for /ready
@@ -73,7 +83,8 @@ def reason(exc: BaseException) -> str:
 
 
 class ResponseStore(ABC):
-    """Stored responses for previous_response_id, item_reference, GET, DELETE and input_items."""
+    """Stored responses for previous_response_id, item_reference, GET, DELETE and input_items; background
+    responses' events and run records (app/background)."""
 
     backend: ClassVar[str]
     errors: ClassVar[tuple[type[BaseException], ...]]  # what the backend raises when its storage fails
@@ -98,6 +109,39 @@ class ResponseStore(ABC):
     async def find_item(self, owner: str, item_id: str) -> dict[str, Any] | None:
         """An output or input item of one of the owner's stored responses, by its id (the latest one to use it)."""
         return await self._call(self._find_item(owner, item_id))
+
+    async def save_run(
+        self,
+        owner: str,
+        stored: StoredResponse,
+        events: list[dict[str, Any]],
+        first: int,
+        *,
+        begin: str | None = None,
+        end: bool = False,
+    ) -> None:
+        """A background response as it goes: its snapshot, its events numbered from `first` (a retried write adds
+        none twice), and its run record (`begin`: made for that instance; `end`: removed)."""
+        await self._call(self._save_run(owner, stored, events, first, begin, end))
+
+    async def run_events(self, owner: str, response_id: str, after: int) -> list[dict[str, Any]]:
+        """The stored events of a background response with a sequence number above `after`, in order."""
+        return await self._call(self._run_events(owner, response_id, after))
+
+    async def run_record(self, owner: str, response_id: str) -> RunRecord | None:
+        return await self._call(self._run_record(owner, response_id))
+
+    async def request_cancel(self, owner: str, response_id: str) -> bool:
+        """Flag a running background response for cancel (its runner sees the flag); whether it was running."""
+        return await self._call(self._request_cancel(owner, response_id))
+
+    async def beat(self, instance: str, runs: list[tuple[str, str]]) -> set[str]:
+        """Renew the heartbeat of this instance's runs (owner, response id); the ids flagged for cancel."""
+        return await self._call(self._beat(instance, runs))
+
+    async def runs_of(self, instance: str) -> list[tuple[str, str]]:
+        """The runs (owner, response id) an instance left recorded: after its crash, none of them is running."""
+        return await self._call(self._runs_of(instance))
 
     async def keep(self, owner: str, stored: StoredResponse) -> bool:
         """`put` for a turn whose answer is already the client's: a failure is logged and counted, not raised."""
@@ -149,6 +193,32 @@ class ResponseStore(ABC):
 
     @abstractmethod
     async def _find_item(self, owner: str, item_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def _save_run(
+        self,
+        owner: str,
+        stored: StoredResponse,
+        events: list[dict[str, Any]],
+        first: int,
+        begin: str | None,
+        end: bool,
+    ) -> None: ...
+
+    @abstractmethod
+    async def _run_events(self, owner: str, response_id: str, after: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def _run_record(self, owner: str, response_id: str) -> RunRecord | None: ...
+
+    @abstractmethod
+    async def _request_cancel(self, owner: str, response_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _beat(self, instance: str, runs: list[tuple[str, str]]) -> set[str]: ...
+
+    @abstractmethod
+    async def _runs_of(self, instance: str) -> list[tuple[str, str]]: ...
 
     @abstractmethod
     async def _probe(self, detail: bool) -> str: ...

@@ -18,7 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.store.base import ResponseStore, StoredResponse, decode_conversation, encode_conversation, items_of
+from app.store.base import (
+    ResponseStore,
+    RunRecord,
+    StoredResponse,
+    decode_conversation,
+    encode_conversation,
+    items_of,
+)
 
 log = logging.getLogger("codex_wrapper")
 _SCHEMA = """
@@ -41,6 +48,23 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_response ON items (response_id);
 CREATE INDEX IF NOT EXISTS items_created_at ON items (created_at);
+CREATE TABLE IF NOT EXISTS response_events (
+    response_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (response_id, seq)
+);
+CREATE INDEX IF NOT EXISTS response_events_created_at ON response_events (created_at);
+CREATE TABLE IF NOT EXISTS background_runs (
+    response_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    beat REAL NOT NULL,
+    cancel INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS background_runs_instance ON background_runs (instance);
 """
 _VERSION = 1  # PRAGMA user_version: 1 added the items table (filled from the rows already stored)
 _PRUNE_EVERY = 100  # writes between TTL prunes
@@ -85,24 +109,101 @@ class SqliteStore(ResponseStore):
         return time.time() - self.ttl_seconds if self.ttl_seconds > 0 else float("-inf")
 
     def _put_now(self, owner: str, stored: StoredResponse) -> None:
-        db, now, response_id = self._connect(), time.time(), stored.response["id"]
+        db = self._connect()
         with _transaction(db):
-            db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    response_id,
-                    owner,
-                    now,
-                    json.dumps(stored.response),
-                    json.dumps(stored.input_items),
-                    encode_conversation(stored.conversation),
-                ),
-            )
-            db.execute("DELETE FROM items WHERE owner = ? AND response_id = ?", (owner, response_id))
-            _index(db, owner, response_id, now, stored)
+            self._write(db, owner, stored)
+        self._wrote()
+
+    def _wrote(self) -> None:
         self._writes += 1
         if self._writes % _PRUNE_EVERY == 0:
             self._prune()
+
+    def _write(self, db: sqlite3.Connection, owner: str, stored: StoredResponse) -> None:
+        now, response_id = time.time(), stored.response["id"]
+        db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                response_id,
+                owner,
+                now,
+                json.dumps(stored.response),
+                json.dumps(stored.input_items),
+                encode_conversation(stored.conversation),
+            ),
+        )
+        db.execute("DELETE FROM items WHERE owner = ? AND response_id = ?", (owner, response_id))
+        _index(db, owner, response_id, now, stored)
+
+    def _save_run_now(
+        self,
+        owner: str,
+        stored: StoredResponse,
+        events: list[dict[str, Any]],
+        first: int,
+        begin: str | None,
+        end: bool,
+    ) -> None:
+        db, now, response_id = self._connect(), time.time(), stored.response["id"]
+        with _transaction(db):
+            self._write(db, owner, stored)
+            db.executemany(
+                "INSERT OR IGNORE INTO response_events VALUES (?, ?, ?, ?, ?)",
+                [(response_id, first + n, owner, now, json.dumps(event)) for n, event in enumerate(events)],
+            )
+            if begin is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO background_runs VALUES (?, ?, ?, ?, 0)", (response_id, owner, begin, now)
+                )
+            if end:
+                db.execute("DELETE FROM background_runs WHERE response_id = ? AND owner = ?", (response_id, owner))
+        self._wrote()
+
+    def _run_events_now(self, owner: str, response_id: str, after: int) -> list[dict[str, Any]]:
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT event FROM response_events WHERE response_id = ? AND owner = ? AND seq > ? ORDER BY seq",
+                (response_id, owner, after),
+            )
+            .fetchall()
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def _run_record_now(self, owner: str, response_id: str) -> RunRecord | None:
+        row = (
+            self._connect()
+            .execute(
+                "SELECT instance, beat, cancel FROM background_runs WHERE response_id = ? AND owner = ?",
+                (response_id, owner),
+            )
+            .fetchone()
+        )
+        return RunRecord(row[0], row[1], bool(row[2])) if row else None
+
+    def _request_cancel_now(self, owner: str, response_id: str) -> bool:
+        db = self._connect()
+        with _transaction(db):
+            found = db.execute(
+                "UPDATE background_runs SET cancel = 1 WHERE response_id = ? AND owner = ?", (response_id, owner)
+            ).rowcount
+        return found > 0
+
+    def _beat_now(self, instance: str, runs: list[tuple[str, str]]) -> set[str]:
+        db, now = self._connect(), time.time()
+        ids = [response_id for _, response_id in runs]
+        with _transaction(db):
+            db.executemany(
+                "UPDATE background_runs SET beat = ? WHERE response_id = ? AND instance = ?",
+                [(now, response_id, instance) for response_id in ids],
+            )
+            rows = db.execute("SELECT response_id FROM background_runs WHERE instance = ? AND cancel = 1", (instance,))
+            flagged = {row[0] for row in rows.fetchall()}
+        return flagged & set(ids)
+
+    def _runs_of_now(self, instance: str) -> list[tuple[str, str]]:
+        rows = self._connect().execute("SELECT owner, response_id FROM background_runs WHERE instance = ?", (instance,))
+        return [(row[0], row[1]) for row in rows.fetchall()]
 
     def _get_now(self, owner: str, response_id: str) -> StoredResponse | None:
         row = (
@@ -123,6 +224,7 @@ class SqliteStore(ResponseStore):
         with _transaction(db):
             gone = db.execute("DELETE FROM responses WHERE id = ? AND owner = ?", (response_id, owner)).rowcount
             db.execute("DELETE FROM items WHERE owner = ? AND response_id = ?", (owner, response_id))
+            db.execute("DELETE FROM response_events WHERE owner = ? AND response_id = ?", (owner, response_id))
         return gone > 0
 
     def _find_item_now(self, owner: str, item_id: str) -> dict[str, Any] | None:
@@ -143,6 +245,7 @@ class SqliteStore(ResponseStore):
         with _transaction(db):
             pruned = db.execute("DELETE FROM responses WHERE created_at < ?", (cutoff,)).rowcount
             db.execute("DELETE FROM items WHERE created_at < ?", (cutoff,))
+            db.execute("DELETE FROM response_events WHERE created_at < ?", (cutoff,))
         if pruned:
             log.info("pruned %d stored responses older than CODEX_RESPONSES_TTL_DAYS", pruned)
 
@@ -162,6 +265,32 @@ class SqliteStore(ResponseStore):
 
     async def _find_item(self, owner: str, item_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._find_item_now, owner, item_id)
+
+    async def _save_run(
+        self,
+        owner: str,
+        stored: StoredResponse,
+        events: list[dict[str, Any]],
+        first: int,
+        begin: str | None,
+        end: bool,
+    ) -> None:
+        await asyncio.to_thread(self._save_run_now, owner, stored, events, first, begin, end)
+
+    async def _run_events(self, owner: str, response_id: str, after: int) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._run_events_now, owner, response_id, after)
+
+    async def _run_record(self, owner: str, response_id: str) -> RunRecord | None:
+        return await asyncio.to_thread(self._run_record_now, owner, response_id)
+
+    async def _request_cancel(self, owner: str, response_id: str) -> bool:
+        return await asyncio.to_thread(self._request_cancel_now, owner, response_id)
+
+    async def _beat(self, instance: str, runs: list[tuple[str, str]]) -> set[str]:
+        return await asyncio.to_thread(self._beat_now, instance, runs)
+
+    async def _runs_of(self, instance: str) -> list[tuple[str, str]]:
+        return await asyncio.to_thread(self._runs_of_now, instance)
 
     async def _probe(self, detail: bool) -> str:
         return await asyncio.to_thread(self._probe_now)

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from app import turn
+from app.background import runs as background_runs
+from app.background.runs import BackgroundRuns
 from app.store import RedisStore, ResponseStore, SqliteStore, StoredResponse
 from app.turn import Message
 from tests.redis_server import RedisServer
@@ -163,3 +165,83 @@ async def test_health_names_the_backend(make_store: MakeStore) -> None:
     health = await store.health(detail=True)
     assert health.state == "ok" and health.backend == store.backend and health.detail
     assert store.up and store.write_failures == 0
+
+
+def running(response_id: str, status: str = "in_progress") -> StoredResponse:
+    kept = stored(response_id)
+    return StoredResponse({**kept.response, "status": status, "background": True}, kept.input_items, ())
+
+
+def numbered(first: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "response.output_text.delta", "sequence_number": n, "delta": str(n)}
+        for n in range(first, first + count)
+    ]
+
+
+async def test_a_background_run_keeps_its_events_once_and_in_order(make_store: MakeStore) -> None:
+    store, other = make_store(), make_store()
+    await store.save_run(ALICE, running("resp_bg"), numbered(0, 2), 0, begin="gw-1")
+    await store.save_run(ALICE, running("resp_bg"), numbered(2, 3), 2)
+    await store.save_run(ALICE, running("resp_bg"), numbered(2, 3), 2)  # a retried write adds nothing
+    assert [e["sequence_number"] for e in await other.run_events(ALICE, "resp_bg", -1)] == [0, 1, 2, 3, 4]
+    assert [e["sequence_number"] for e in await other.run_events(ALICE, "resp_bg", 2)] == [3, 4]
+    assert await other.run_events(BOB, "resp_bg", -1) == []
+    record = await other.run_record(ALICE, "resp_bg")
+    assert record is not None and record.instance == "gw-1" and not record.cancel
+    assert await other.run_record(BOB, "resp_bg") is None
+    assert (await other.get(ALICE, "resp_bg")).response["status"] == "in_progress"  # type: ignore[union-attr]
+    await store.save_run(ALICE, running("resp_bg", "completed"), numbered(5, 1), 5, end=True)
+    assert await other.run_record(ALICE, "resp_bg") is None
+    assert len(await other.run_events(ALICE, "resp_bg", -1)) == 6
+    assert await store.runs_of("gw-1") == []
+    assert await store.delete(ALICE, "resp_bg")
+    assert await other.run_events(ALICE, "resp_bg", -1) == []
+
+
+async def test_a_cancel_asked_anywhere_reaches_the_runner_heartbeat(make_store: MakeStore) -> None:
+    runner, elsewhere = make_store(), make_store()
+    await runner.save_run(ALICE, running("resp_a"), [], 0, begin="gw-1")
+    await runner.save_run(ALICE, running("resp_b"), [], 0, begin="gw-1")
+    before = (await runner.run_record(ALICE, "resp_a")).beat  # type: ignore[union-attr]
+    assert await runner.beat("gw-1", [(ALICE, "resp_a"), (ALICE, "resp_b")]) == set()
+    assert await elsewhere.request_cancel(BOB, "resp_a") is False  # not its owner's
+    assert await elsewhere.request_cancel(ALICE, "resp_a") is True
+    assert await elsewhere.request_cancel(ALICE, "resp_none") is False
+    assert await runner.beat("gw-1", [(ALICE, "resp_a"), (ALICE, "resp_b")]) == {"resp_a"}
+    assert (await runner.run_record(ALICE, "resp_a")).beat >= before  # type: ignore[union-attr]
+    assert sorted(await elsewhere.runs_of("gw-1")) == [(ALICE, "resp_a"), (ALICE, "resp_b")]
+    assert await elsewhere.runs_of("gw-2") == []
+
+
+async def test_a_run_whose_heartbeat_stopped_is_failed_by_a_reader(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What BackgroundRuns does for a response whose instance never came back: failed, with its terminal event."""
+    dead, reader = make_store(), make_store()
+    await dead.save_run(ALICE, running("resp_left"), numbered(0, 3), 0, begin="gw-gone")
+    runs = BackgroundRuns(reader, None, "gw-alive", 4, 60)
+    assert await runs.settle(ALICE, "resp_left") is False  # its heartbeat is fresh
+    assert await runs.settle(BOB, "resp_left") is False  # another owner's view: nothing there
+    monkeypatch.setattr(background_runs, "LEASE_SECONDS", 0.0)
+    assert await runs.settle(ALICE, "resp_left") is True
+    failed = await reader.get(ALICE, "resp_left")
+    assert failed is not None and failed.response["status"] == "failed"
+    assert "stopped" in failed.response["error"]["message"]
+    events = await reader.run_events(ALICE, "resp_left", 2)
+    assert [(e["type"], e["sequence_number"]) for e in events] == [("response.failed", 3)]
+    assert await reader.run_record(ALICE, "resp_left") is None and await reader.runs_of("gw-gone") == []
+    assert await runs.settle(ALICE, "resp_left") is False  # once
+
+
+async def test_a_restarted_instance_fails_the_runs_it_left(make_store: MakeStore) -> None:
+    await make_store().save_run(ALICE, running("resp_mine"), numbered(0, 1), 0, begin="gw-1")
+    await make_store().save_run(ALICE, running("resp_other"), numbered(0, 1), 0, begin="gw-2")
+    store = make_store()
+    runs = BackgroundRuns(store, None, "gw-1", 4, 60)
+    await runs.start()
+    try:
+        assert (await store.get(ALICE, "resp_mine")).response["status"] == "failed"  # type: ignore[union-attr]
+        assert (await store.get(ALICE, "resp_other")).response["status"] == "in_progress"  # type: ignore[union-attr]
+    finally:
+        await runs.shutdown()

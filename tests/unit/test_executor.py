@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import ApiError
-from app.executor import Executor
+from app.executor import BackgroundAdmission, Executor
 from app.turn import Completed, Failed, FailureKind, Message, RunPolicy, TextDelta, Turn, TurnEvent
 
 TURN = Turn("m", (Message("user", "q"),), RunPolicy("read-only", "low", False, Path("/tmp")))
@@ -95,3 +95,25 @@ async def test_closing_the_events_cancels_the_engine() -> None:
     await anext(events)
     await events.aclose()
     assert engine.cleaned == 1 and runner.running == 0
+
+
+async def test_a_background_turn_waits_past_the_queue_timeout_and_has_its_own_deadline() -> None:
+    engine = ScriptedEngine(hang=True)
+    runner = executor(engine, queue_timeout=0.05, turn_timeout=60)
+    holder = runner.events(TURN)
+    assert await anext(holder) == TextDelta("a")  # the only slot is taken
+    admitted: list[bool] = []
+    background = BackgroundAdmission(lambda: admitted.append(True), timeout=0.2)
+    waiting = runner.events(TURN, background=background)
+    first = asyncio.ensure_future(anext(waiting))
+    done, _ = await asyncio.wait({first}, timeout=0.2)  # past the queue timeout: a foreground turn had its 429
+    assert not done and runner.background_waiting == 1 and admitted == []
+    with pytest.raises(ApiError) as caught:
+        runner.background_room(waiting=1, max_waiting=1)
+    assert caught.value.status == 429
+    runner.background_room(waiting=0, max_waiting=1)
+    await holder.aclose()
+    assert await first == TextDelta("a") and admitted == [True] and runner.background_waiting == 0
+    rest = await drain(waiting)
+    assert isinstance(rest[-1], Failed) and "CODEX_BACKGROUND_TIMEOUT=0.2" in rest[-1].message
+    await runner.shutdown()
