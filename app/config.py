@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     codex_max_image_bytes_per_request: int = Field(24 * 1024 * 1024, ge=1)
     codex_image_fetches_per_request: int = Field(4, ge=1)
     codex_image_fetches_per_server: int = Field(16, ge=1)
+    codex_schema_max_bytes: int = Field(512 * 1024, ge=1024)
+    codex_schema_max_depth: int = Field(64, ge=2)
+    codex_schema_max_subschemas: int = Field(10_000, ge=1)
+    codex_schema_timeout_seconds: float = Field(5.0, gt=0)
     codex_api_docs: bool = False
     codex_metrics_require_key: bool = True
     codex_allowed_hosts: Annotated[tuple[str, ...] | None, NoDecode] = None  # None: automatic (see allowed_hosts)

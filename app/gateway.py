@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from fastapi import Request
@@ -17,6 +18,7 @@ from app.images import ImageFetcher
 from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
 from app.sandbox import NOT_PROBED, SandboxStatus
+from app.schemas import SchemaChecker, SchemaLimits
 from app.store import ResponseStore
 from app.turn import RunPolicy
 
@@ -35,6 +37,19 @@ class Gateway:
     images: ImageFetcher
     layout: SandboxLayout  # what no sandboxed command may read
     sandbox: SandboxStatus = NOT_PROBED
+
+    @cached_property
+    def schemas(self) -> SchemaChecker:
+        """Checks the JSON Schemas clients send, within the CODEX_SCHEMA_* limits."""
+        s = self.settings
+        return SchemaChecker(
+            SchemaLimits(
+                s.codex_schema_max_bytes,
+                s.codex_schema_max_depth,
+                s.codex_schema_max_subschemas,
+                s.codex_schema_timeout_seconds,
+            )
+        )
 
     def require_codex(self) -> Executor:
         if self.executor is None:

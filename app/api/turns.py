@@ -141,8 +141,14 @@ async def start_turn(
     stats: RequestStats | None = getattr(request.state, "stats", None)
     if stats is not None:
         stats.model, stats.engine = model.id, executor.engine.name
-    events = tool_events(executor, turn, stats) if turn.tools else executor.events(turn, stats)
+    events = tool_events(executor, turn, stats, gateway.schemas) if turn.tools else executor.events(turn, stats)
     return StartedTurn(turn, await first_event(request, events), events, notes)
+
+
+async def check_schemas(gateway: Gateway, output: OutputFormat, tools: ToolRequest) -> None:
+    """The request's JSON Schemas (function parameters, output schema), checked together off the event loop: a
+    400 naming the first refused (app/schemas.py)."""
+    await gateway.schemas.check([*tools.schemas(), *output.schemas()])
 
 
 def precheck(
