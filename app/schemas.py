@@ -226,23 +226,25 @@ class Budget:
 
 
 def _shape(schema: Any, budget: Budget) -> None:
-    """Depth and bytes, walked without recursion (a 900-deep schema is a 400, never a RecursionError)."""
-    limits, nodes = budget.limits, 0
+    """Depth and bytes, walked without recursion (a 900-deep schema is a 400, never a RecursionError). The walk
+    adds up a lower bound of the JSON size and stops once it is over the budget, so a huge schema is never
+    serialized; one within it is measured exactly."""
+    limits, least, steps = budget.limits, 0, 0
     todo: list[tuple[Any, int]] = [(schema, 1)]
-    while todo:
+    while todo and least <= budget.bytes:
         value, depth = todo.pop()
-        nodes += 1
-        if nodes % 1024 == 0:
+        least += 1 + (len(value) if isinstance(value, str) else 0)
+        steps += 1
+        if steps % 1024 == 0:
             _tick()
         if depth > limits.max_depth:
             raise SchemaRefused(f"it is nested more than {limits.max_depth} levels deep (CODEX_SCHEMA_MAX_DEPTH)")
-        if nodes > budget.bytes:  # every JSON value takes a byte at least: no need to measure further
-            break
         if isinstance(value, dict):
+            least += sum(len(key) for key in value)
             todo += ((child, depth + 1) for child in value.values())
         elif isinstance(value, list):
             todo += ((child, depth + 1) for child in value)
-    size = nodes if nodes > budget.bytes else len(json.dumps(schema, separators=(",", ":")).encode())
+    size = least if least > budget.bytes else len(json.dumps(schema, separators=(",", ":")).encode())
     if size > budget.bytes:
         raise SchemaRefused(
             f"the request's JSON Schemas are larger than {limits.max_bytes} bytes together (CODEX_SCHEMA_MAX_BYTES)"
