@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.gateway.schemas.close()
             if executor is not None:
                 await executor.shutdown()
                 await executor.engine.stop()

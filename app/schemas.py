@@ -8,7 +8,7 @@
   double at each level are refused); each is at most CODEX_SCHEMA_MAX_DEPTH levels deep.
 - Linear time: `pattern`, `patternProperties` and `format: regex` run on RE2 (google-re2); a pattern RE2 cannot run
   (lookaround, backreferences) is a 400.
-- Off the event loop: checking and validation run in a small thread pool with a time limit
+- Off the event loop: checking and validation run in two worker processes with a time limit
   (CODEX_SCHEMA_TIMEOUT_SECONDS), enforced at every keyword; going over it is a clean error.
 - Messages never quote a document the gateway would have read, and cut what they quote from the schema.
 """
@@ -16,12 +16,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import math
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,9 +50,10 @@ from referencing.exceptions import NoSuchResource
 
 from app.errors import invalid
 
-WORKERS = 4  # threads checking schemas; each job stops itself at its deadline
+WORKERS = 2  # processes checking schemas; each job stops itself at its deadline
 QUOTE = 200  # characters of a schema value or error quoted in a message
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 
 
 class SchemaRefused(Exception):
@@ -353,59 +360,97 @@ def first_error_now(schema: Any, instance: Any) -> Mismatch | None:
     return Mismatch("/".join(str(part) for part in error.absolute_path) or "(root)", _cut(error.message))
 
 
-# --- the gateway's side: jobs in worker threads, each with its deadline -----------------------------------------
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="schemas")
-        return _pool
+# --- the gateway's side: jobs in worker processes, each with its deadline ----------------------------------------
 
 
 def _with_deadline(timeout: float, job: Callable[[], Any]) -> Any:
-    _clock.deadline = time.monotonic() + timeout  # from when the job starts, not while it waited for a thread
+    _clock.deadline = time.monotonic() + timeout  # from when the job starts, not while it waited for a worker
     try:
         return job()
     finally:
         _clock.deadline = math.inf
 
 
+def check_job(schemas: list[tuple[str, Any]], limits: SchemaLimits) -> tuple[str, str] | None:
+    """In a worker: (param, why) for the first schema refused, or None."""
+    try:
+        _with_deadline(limits.timeout, lambda: check_all(schemas, limits))
+    except RefusedAt as refused:
+        return refused.param, refused.reason
+    return None
+
+
+def validate_job(schema: Any, instance: Any, timeout: float) -> Mismatch | None:
+    """In a worker: the first way `instance` breaks `schema`, or None."""
+    try:
+        return _with_deadline(timeout, lambda: first_error_now(schema, instance))
+    except SchemaTimeout:
+        return Mismatch(None, f"checking took longer than {timeout:g} s (CODEX_SCHEMA_TIMEOUT_SECONDS)")
+
+
+def _worker_start(gateway: int) -> None:
+    """In a new worker: end with the gateway, even if it is killed (Linux); yield the CPU to its event loop."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != gateway:  # it died before the line above
+        os._exit(0)
+    os.nice(10)
+
+
 class SchemaChecker:
-    """Checks a request's schemas and validates answers against them, off the event loop, within the limits."""
+    """Checks a request's schemas and validates answers against them, within the limits, in WORKERS processes:
+    spawned (they share no lock or thread with the gateway), started at the first schema, replaced if one dies.
+    Processes rather than threads: a busy thread would take the GIL from the event loop (/health)."""
 
     def __init__(self, limits: SchemaLimits) -> None:
         self.limits = limits
+        self._pool: ProcessPoolExecutor | None = None
 
-    async def _run(self, job: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_executor(), _with_deadline, self.limits.timeout, job)
+    async def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+        if self._pool is None:
+            spawn = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                WORKERS, mp_context=spawn, initializer=_worker_start, initargs=(os.getpid(),)
+            )
+        pool = self._pool
+        try:
+            return await asyncio.wrap_future(pool.submit(job, *args))
+        except BrokenProcessPool:  # a worker died (killed, out of memory): the next job gets new ones
+            if self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def check(self, schemas: Sequence[tuple[str, Any, str | None]]) -> None:
         """Check a request's (param, schema, error code) triples together: a refused one is a 400 naming it."""
+        if not schemas:
+            return
         codes = {param: code for param, _, code in schemas}
         try:
-            await self._run(lambda: check_all([(param, schema) for param, schema, _ in schemas], self.limits))
-        except RefusedAt as refused:
-            message = f"Invalid JSON Schema in '{refused.param}': {refused.reason}."
-            raise invalid(message, param=refused.param, code=codes.get(refused.param)) from None
+            refused = await self._run(check_job, [(param, schema) for param, schema, _ in schemas], self.limits)
+        except BrokenProcessPool:
+            refused = (schemas[0][0], "the schema checker stopped while checking it")
+        if refused is not None:
+            param, reason = refused
+            raise invalid(f"Invalid JSON Schema in '{param}': {reason}.", param=param, code=codes.get(param))
 
     async def first_error(self, schema: Any, instance: Any) -> Mismatch | None:
         try:
-            return await self._run(lambda: first_error_now(schema, instance))
-        except SchemaTimeout:
-            return Mismatch(None, f"checking took longer than {self.limits.timeout:g} s (CODEX_SCHEMA_TIMEOUT_SECONDS)")
+            return await self._run(validate_job, schema, instance, self.limits.timeout)
+        except BrokenProcessPool:
+            return Mismatch(None, "the schema checker stopped while checking it")
 
 
 class RefusedAt(Exception):
     """SchemaRefused with the request parameter that holds the schema."""
 
     def __init__(self, param: str, reason: str) -> None:
-        super().__init__(f"{param}: {reason}")
+        super().__init__(param, reason)
         self.param = param
         self.reason = reason
 

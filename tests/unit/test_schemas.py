@@ -118,19 +118,28 @@ def test_invalid_schemas_are_named_without_quoting_them_whole() -> None:
 
 async def test_the_checker_answers_400_naming_the_param_and_stops_at_its_time_limit() -> None:
     checker = SchemaChecker(SchemaLimits(timeout=0.5))
-    with pytest.raises(ApiError) as caught:
-        await checker.check([("tools[0].parameters", {"$ref": "file:///etc/passwd"}, "invalid_function_parameters")])
-    error = caught.value
-    assert (error.status, error.param, error.code) == (400, "tools[0].parameters", "invalid_function_parameters")
-    assert error.message.startswith("Invalid JSON Schema in 'tools[0].parameters': $ref 'file:///etc/passwd'")
-    costly = {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#"}, {"$ref": "#"}]}}
-    await checker.check([("text.format.schema", costly, None)])
-    mismatch = await checker.first_error(costly, json.loads("[" * 40 + "]" * 40))
-    assert mismatch is not None and mismatch.where is None and "CODEX_SCHEMA_TIMEOUT_SECONDS" in mismatch.message
+    try:
+        with pytest.raises(ApiError) as caught:
+            await checker.check(
+                [("tools[0].parameters", {"$ref": "file:///etc/passwd"}, "invalid_function_parameters")]
+            )
+        error = caught.value
+        assert (error.status, error.param, error.code) == (400, "tools[0].parameters", "invalid_function_parameters")
+        assert error.message.startswith("Invalid JSON Schema in 'tools[0].parameters': $ref 'file:///etc/passwd'")
+        costly = {"type": "array", "minItems": 1, "items": {"anyOf": [{"$ref": "#"}, {"$ref": "#"}]}}
+        await checker.check([("text.format.schema", costly, None)])
+        mismatch = await checker.first_error(costly, json.loads("[" * 40 + "]" * 40))
+        assert mismatch is not None and mismatch.where is None and "CODEX_SCHEMA_TIMEOUT_SECONDS" in mismatch.message
+        assert await checker.first_error(costly, [[[]]]) is not None and await checker.first_error({}, 1) is None
+    finally:
+        checker.close()
     slow = SchemaChecker(SchemaLimits(max_subschemas=10**9, timeout=0.5))
-    with pytest.raises(ApiError) as caught:
-        await slow.check([("response_format.json_schema.schema", doubling(30), None)])
-    assert "took longer than 0.5 s" in caught.value.message
+    try:
+        with pytest.raises(ApiError) as caught:
+            await slow.check([("response_format.json_schema.schema", doubling(30), None)])
+        assert "took longer than 0.5 s" in caught.value.message
+    finally:
+        slow.close()
 
 
 def test_every_validator_in_app_is_built_offline() -> None:
