@@ -22,6 +22,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -435,6 +436,9 @@ class SchemaChecker:
             refused = await self._run(check_job, [(param, schema) for param, schema, _ in schemas], self.limits)
         except BrokenProcessPool:
             refused = (schemas[0][0], "the schema checker stopped while checking it")
+        except RecursionError:  # too deep to pickle for a worker (about 1000 levels): far past the depth limit
+            refused = (_too_deep(schemas), f"it is nested more than {self.limits.max_depth} levels deep "
+                       "(CODEX_SCHEMA_MAX_DEPTH)")  # fmt: skip
         if refused is not None:
             param, reason = refused
             raise invalid(f"Invalid JSON Schema in '{param}': {reason}.", param=param, code=codes.get(param))
@@ -444,6 +448,18 @@ class SchemaChecker:
             return await self._run(validate_job, schema, instance, self.limits.timeout)
         except BrokenProcessPool:
             return Mismatch(None, "the schema checker stopped while checking it")
+        except RecursionError:  # too deep to pickle for a worker
+            return Mismatch(None, "it is nested too deeply to check")
+
+
+def _too_deep(schemas: Sequence[tuple[str, Any, str | None]]) -> str:
+    """The param of the first schema that cannot be pickled for its depth (C speed, only on this rare path)."""
+    for param, schema, _ in schemas:
+        try:
+            pickle.dumps(schema)
+        except RecursionError:
+            return param
+    return schemas[0][0]
 
 
 class RefusedAt(Exception):

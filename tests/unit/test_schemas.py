@@ -133,6 +133,19 @@ async def test_the_checker_answers_400_naming_the_param_and_stops_at_its_time_li
         assert await checker.first_error(costly, [[[]]]) is not None and await checker.first_error({}, 1) is None
     finally:
         checker.close()
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(600):  # too deep to hand to a worker process at all
+        deep = {"type": "object", "properties": {"a": deep}}
+    checker = SchemaChecker(LIMITS)
+    try:
+        with pytest.raises(ApiError) as caught:
+            await checker.check([("tools[0].parameters", {}, None), ("tools[1].parameters", deep, None)])
+        assert caught.value.param == "tools[1].parameters" and "CODEX_SCHEMA_MAX_DEPTH" in caught.value.message
+        assert await checker.first_error({}, json.loads("[" * 900 + "]" * 900)) == Mismatch(
+            None, "it is nested too deeply to check"
+        )
+    finally:
+        checker.close()
     slow = SchemaChecker(SchemaLimits(max_subschemas=10**9, timeout=0.5))
     try:
         with pytest.raises(ApiError) as caught:
