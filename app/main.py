@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gateway = Gateway(
             settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout, sandbox
         )
+        app.state.gateway.schemas.warm()
         try:
             yield
         finally:

@@ -49,8 +49,6 @@ from referencing import Registry, Specification
 from referencing import jsonschema as dialects
 from referencing.exceptions import NoSuchResource
 
-from app.errors import invalid
-
 WORKERS = 2  # processes checking schemas; each job stops itself at its deadline
 QUOTE = 200  # characters of a schema value or error quoted in a message
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
@@ -407,13 +405,22 @@ class SchemaChecker:
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
 
-    async def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+    def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:
             spawn = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(
                 WORKERS, mp_context=spawn, initializer=_worker_start, initargs=(os.getpid(),)
             )
-        pool = self._pool
+        return self._pool
+
+    def warm(self) -> None:
+        """Start the workers now (each imports this module, about a second), not at the first schema."""
+        pool = self._workers()
+        for _ in range(WORKERS):
+            pool.submit(validate_job, True, None, 1.0)
+
+    async def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+        pool = self._workers()
         try:
             return await asyncio.wrap_future(pool.submit(job, *args))
         except BrokenProcessPool:  # a worker died (killed, out of memory): the next job gets new ones
@@ -428,7 +435,8 @@ class SchemaChecker:
             self._pool = None
 
     async def check(self, schemas: Sequence[tuple[str, Any, str | None]]) -> None:
-        """Check a request's (param, schema, error code) triples together: a refused one is a 400 naming it."""
+        """Check a request's (param, schema, error code) triples together; RefusedAt names the first refused
+        (the caller answers it as a 400: this module stays free of FastAPI, which workers would import)."""
         if not schemas:
             return
         codes = {param: code for param, _, code in schemas}
@@ -441,7 +449,7 @@ class SchemaChecker:
                        "(CODEX_SCHEMA_MAX_DEPTH)")  # fmt: skip
         if refused is not None:
             param, reason = refused
-            raise invalid(f"Invalid JSON Schema in '{param}': {reason}.", param=param, code=codes.get(param))
+            raise RefusedAt(param, reason, codes.get(param))
 
     async def first_error(self, schema: Any, instance: Any) -> Mismatch | None:
         try:
@@ -465,10 +473,11 @@ def _too_deep(schemas: Sequence[tuple[str, Any, str | None]]) -> str:
 class RefusedAt(Exception):
     """SchemaRefused with the request parameter that holds the schema."""
 
-    def __init__(self, param: str, reason: str) -> None:
-        super().__init__(param, reason)
+    def __init__(self, param: str, reason: str, code: str | None = None) -> None:
+        super().__init__(param, reason, code)
         self.param = param
         self.reason = reason
+        self.code = code  # the error code for the param (invalid_function_parameters for a function)
 
 
 def check_all(schemas: Iterable[tuple[str, Any]], limits: SchemaLimits) -> None:

@@ -20,6 +20,7 @@ from app.errors import ApiError, invalid
 from app.gateway import Gateway
 from app.observability import RequestStats
 from app.policy import check_ceilings, parse_x_codex, resolve_policy
+from app.schemas import RefusedAt
 from app.turn import Item, Message, ToolCall, ToolOutput, Turn, TurnEvent
 from app.workspaces import user_workspace
 
@@ -148,7 +149,11 @@ async def start_turn(
 async def check_schemas(gateway: Gateway, output: OutputFormat, tools: ToolRequest) -> None:
     """The request's JSON Schemas (function parameters, output schema), checked together off the event loop: a
     400 naming the first refused (app/schemas.py)."""
-    await gateway.schemas.check([*tools.schemas(), *output.schemas()])
+    try:
+        await gateway.schemas.check([*tools.schemas(), *output.schemas()])
+    except RefusedAt as refused:
+        message = f"Invalid JSON Schema in '{refused.param}': {refused.reason}."
+        raise invalid(message, param=refused.param, code=refused.code) from None
 
 
 def precheck(
