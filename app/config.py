@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     codex_image_fetches_per_server: int = Field(16, ge=1)
     codex_max_image_pixels: int = Field(4096 * 4096, ge=1)  # width x height of one image, from its header
     codex_max_image_pixels_per_request: int = Field(2 * 4096 * 4096, ge=1)
+    codex_schema_max_bytes: int = Field(512 * 1024, ge=1024)
+    codex_schema_max_depth: int = Field(64, ge=2)
+    codex_schema_max_subschemas: int = Field(10_000, ge=1)
+    codex_schema_timeout_seconds: float = Field(5.0, gt=0)
     codex_api_docs: bool = False
     codex_metrics_require_key: bool = True
     codex_allowed_hosts: Annotated[tuple[str, ...] | None, NoDecode] = None  # None: automatic (see allowed_hosts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from fastapi import Request
@@ -19,6 +20,7 @@ from app.login import LoginWatch
 from app.permissions import SandboxLayout
 from app.provider import ProviderResolver
 from app.sandbox import NOT_PROBED, SandboxStatus
+from app.schemas import SchemaChecker, SchemaLimits
 from app.store import ResponseStore
 from app.turn import RunPolicy
 
@@ -39,6 +41,19 @@ class Gateway:
     sandbox: SandboxStatus = NOT_PROBED
     login: LoginWatch | None = None  # None: without Codex there is no one to ask
     background: BackgroundRuns = field(default=None)  # type: ignore[assignment]  # set by create_app's lifespan
+
+    @cached_property
+    def schemas(self) -> SchemaChecker:
+        """Checks the JSON Schemas clients send, within the CODEX_SCHEMA_* limits."""
+        s = self.settings
+        return SchemaChecker(
+            SchemaLimits(
+                s.codex_schema_max_bytes,
+                s.codex_schema_max_depth,
+                s.codex_schema_max_subschemas,
+                s.codex_schema_timeout_seconds,
+            )
+        )
 
     def require_codex(self) -> Executor:
         if self.executor is None:

@@ -234,10 +234,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, codex_home, providers, binary, missing, catalog, executor, limiter, store, images, layout,
             sandbox, login, background,
         )  # fmt: skip
+        app.state.gateway.schemas.warm()
         try:
             yield
         finally:
             await background.shutdown()  # its runs stored as failed before the executor stops their turns
+            app.state.gateway.schemas.close()
             if login is not None:
                 await login.close()
             if reading is not None:

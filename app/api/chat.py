@@ -19,10 +19,11 @@ from app.api.params import check_extras
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
 from app.api.tool_history import chat_calls, chat_output, check_pairs
 from app.api.tools import chat_call_deltas, chat_tool_call, chat_tools
-from app.api.turns import Notes, StartedTurn, precheck, start_turn
+from app.api.turns import Notes, StartedTurn, check_schemas, precheck, start_turn
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
+from app.schemas import SchemaChecker
 from app.text_guard import TextCheckedRoute
 from app.turn import Completed, Failed, ReasoningDelta, TextDelta, ToolCall, ToolOutput, TurnEvent, Usage, UsageReport
 
@@ -160,6 +161,7 @@ class ChatRules:
     show_reasoning: bool
     stops: tuple[str, ...]
     output: OutputFormat
+    schemas: SchemaChecker
     legacy_functions: bool = False
 
     def finish_reason(self, calls: list[ToolCall]) -> str:
@@ -199,7 +201,7 @@ async def stream_chunks(
                 if rest := cutter.flush():
                     text.append(rest)
                     yield writer.chunk({"content": rest})
-                if not calls and (error := rules.output.check("".join(text))):
+                if not calls and (error := await rules.output.check("".join(text), rules.schemas)):
                     yield sse(error.body())
                     break
                 yield writer.chunk({}, finish_reason=rules.finish_reason(calls))
@@ -252,7 +254,7 @@ async def collect(started: StartedTurn, rules: ChatRules) -> ChatAnswer:
     finally:
         await started.events.aclose()
     answer = "".join(text)
-    if not calls and (error := rules.output.check(answer)):
+    if not calls and (error := await rules.output.check(answer, rules.schemas)):
         raise error
     return ChatAnswer(answer, "".join(reasoning), usage, calls)
 
@@ -280,6 +282,7 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
     output = chat_format(extra.get("response_format"))
     stops = stop_strings(extra.get("stop"))
     tools = chat_tools(extra)
+    await check_schemas(gateway, output, tools)
     await precheck(gateway, body.model, body.x_codex, extra.get("verbosity"))
     messages = await materialize(drafts, gateway.images)
     started = await start_turn(
@@ -294,7 +297,7 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
         verbosity=extra.get("verbosity"),
         notes=notes,
     )
-    rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output, tools.legacy)
+    rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output, gateway.schemas, tools.legacy)
     headers = started.notes.headers()
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -20,7 +20,7 @@ from app.api.response_input import expand_references, to_messages
 from app.api.streaming import SSE_HEADERS, until_disconnect
 from app.api.tool_history import check_pairs
 from app.api.tools import ToolRequest, responses_tool_object, responses_tools
-from app.api.turns import Notes, precheck, prepare_turn, start_turn
+from app.api.turns import Notes, check_schemas, precheck, prepare_turn, start_turn
 from app.api.web_search import search_includes
 from app.auth import bearer_token
 from app.background.follow import follow, sse
@@ -28,6 +28,7 @@ from app.background.runs import ACTIVE
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
 from app.images import materialize
+from app.schemas import SchemaChecker
 from app.store import ResponseStore, StoredResponse
 from app.text_guard import TextCheckedRoute
 from app.turn import (
@@ -124,6 +125,7 @@ def store_of(gateway: Gateway) -> ResponseStore:
 class ResponseRules:
     show_reasoning: bool
     output: OutputFormat
+    schemas: SchemaChecker
 
 
 async def stream_events(
@@ -134,7 +136,7 @@ async def stream_events(
             yield _frame(event)
         event: TurnEvent | None = first
         while event is not None:
-            for out in _render(builder, event, rules):
+            for out in await _render(builder, event, rules):
                 yield _frame(out)
             if isinstance(event, Completed | Failed):
                 break
@@ -149,7 +151,7 @@ def _frame(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
-def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) -> list[dict[str, Any]]:
+async def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) -> list[dict[str, Any]]:
     if isinstance(event, TextDelta):
         return builder.on_text(event.text)
     if isinstance(event, ToolCall):
@@ -161,7 +163,7 @@ def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRules) ->
     if isinstance(event, UsageReport):
         builder.usage = event.usage
     elif isinstance(event, Completed):
-        if not builder.calls() and (error := rules.output.check(builder.text())):
+        if not builder.calls() and (error := await rules.output.check(builder.text(), rules.schemas)):
             return builder.fail(error)
         return builder.complete(builder.usage or Usage())
     elif isinstance(event, Failed):
@@ -175,7 +177,7 @@ async def collect(
     event: TurnEvent | None = first
     try:
         while event is not None:
-            _render(builder, event, rules)
+            await _render(builder, event, rules)
             if isinstance(event, Completed | Failed):
                 return
             event = await anext(events, None)
@@ -232,6 +234,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     if body.metadata is not None and len(body.metadata) > 16:
         raise invalid("'metadata' holds at most 16 keys.", param="metadata", code="invalid_value")
     output = responses_format(extra.get("text"))
+    await check_schemas(gateway, output, tools)
     new_messages = await materialize(drafts, gateway.images)
     conversation = (*history, *new_messages)
     check_pairs([item for item in conversation if not isinstance(item, Message)], chat=False)
@@ -274,7 +277,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
         },
         tools.tools,
     )
-    rules = ResponseRules(not policy.hide_reasoning, output)
+    rules = ResponseRules(not policy.hide_reasoning, output, gateway.schemas)
 
     def snapshot() -> StoredResponse:
         """The response as stored: with a completed answer, the conversation goes on with it."""

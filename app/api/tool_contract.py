@@ -13,18 +13,17 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
-from jsonschema import validators
-
 from app.executor import BackgroundAdmission, Executor
 from app.observability import RequestStats
+from app.schemas import SchemaChecker
 from app.turn import Completed, Failed, FailureKind, TextDelta, ToolCall, Turn, TurnEvent
 
 log = logging.getLogger("codex_wrapper")
 ATTEMPTS = 2
 
 
-def broken_contract(turn: Turn, calls: list[ToolCall]) -> str | None:
-    """How the answer's calls break what the request asked, or None."""
+async def broken_contract(turn: Turn, calls: list[ToolCall], schemas: SchemaChecker) -> str | None:
+    """How the answer's calls break what the request asked, or None (arguments are checked off the event loop)."""
     choice = turn.tool_choice
     if choice.mode == "required" and not calls:
         wanted = f"the function {choice.name!r}" if choice.name else "a function"
@@ -40,19 +39,24 @@ def broken_contract(turn: Turn, calls: list[ToolCall]) -> str | None:
             arguments = json.loads(call.arguments)
         except json.JSONDecodeError as exc:
             return f"The model called {call.name!r} with arguments that are not JSON ({exc.msg})."
-        try:
-            error = next(iter(validators.validator_for(spec.parameters)(spec.parameters).iter_errors(arguments)), None)
-        except Exception as exc:  # a schema that cannot be applied (an unresolvable $ref, …)
-            return f"The arguments of {call.name!r} cannot be checked against its parameters ({exc})."
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            mismatch = f"do not match its parameters at {where}: {error.message}"
-            return f"The model called {call.name!r} with arguments that {mismatch}"
+        except RecursionError:
+            return f"The model called {call.name!r} with arguments nested too deeply to read."
+        mismatch = await schemas.first_error(spec.parameters, arguments)
+        if mismatch is None:
+            continue
+        if mismatch.where is None:
+            return f"The arguments of {call.name!r} cannot be checked against its parameters: {mismatch.message}."
+        mismatch_text = f"do not match its parameters at {mismatch.where}: {mismatch.message}"
+        return f"The model called {call.name!r} with arguments that {mismatch_text}"
     return None
 
 
 async def tool_events(
-    executor: Executor, turn: Turn, stats: RequestStats | None, background: BackgroundAdmission | None = None
+    executor: Executor,
+    turn: Turn,
+    stats: RequestStats | None,
+    schemas: SchemaChecker,
+    background: BackgroundAdmission | None = None,
 ) -> AsyncIterator[TurnEvent]:
     """The turn's events, its calls checked (see the module's doc); calls come just before Completed.
     `background`: a background turn's admission (see Executor.events)."""
@@ -75,7 +79,7 @@ async def tool_events(
                     if isinstance(event, Failed):
                         return
                     continue
-                broken = broken_contract(turn, calls)
+                broken = await broken_contract(turn, calls, schemas)
                 if broken is None:
                     for kept in (*held, *(calls if turn.parallel_tool_calls else calls[:1])):
                         yield kept

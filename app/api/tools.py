@@ -7,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jsonschema import SchemaError, validators
-
 from app.api.tool_shapes import offered_tools
 from app.errors import invalid
 from app.turn import Message, ToolCall, ToolChoice, ToolSpec
 
 NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}}
 CHOICES = ("none", "auto", "required")
+PARAMETERS_CODE = "invalid_function_parameters"
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,12 @@ class ToolRequest:
     ignored: tuple[str, ...] = ()  # what of the tools is not honoured (x-codex-ignored-params)
     adjusted: tuple[str, ...] = ()
     web_search: dict[str, Any] | None = None  # a Responses web_search tool (app/api/web_search.py)
+    schema_params: tuple[str, ...] = ()  # where each function's parameters are in the request (for errors)
+
+    def schemas(self) -> list[tuple[str, Any, str | None]]:
+        """The functions' parameter schemas, for app.schemas: (param, schema, error code)."""
+        params = self.schema_params or tuple(f"tools[{index}].parameters" for index in range(len(self.tools)))
+        return [(param, spec.parameters, PARAMETERS_CODE) for param, spec in zip(params, self.tools, strict=True)]
 
 
 def _spec(raw: Any, where: str, strict_default: bool) -> ToolSpec:
@@ -51,12 +56,6 @@ def _spec(raw: Any, where: str, strict_default: bool) -> ToolSpec:
         raise invalid(
             f"Invalid type for '{where}.parameters': expected a JSON Schema object.", param=f"{where}.parameters"
         )
-    else:
-        try:
-            validators.validator_for(parameters).check_schema(parameters)
-        except SchemaError as exc:
-            message = f"Invalid JSON Schema in '{where}.parameters': {exc.message}"
-            raise invalid(message, param=f"{where}.parameters", code="invalid_function_parameters") from None
     strict = raw.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise invalid(f"Invalid type for '{where}.strict': expected a boolean.", param=f"{where}.strict")
@@ -162,8 +161,15 @@ def chat_tools(extra: dict[str, Any]) -> ToolRequest:
     elif raw_choice is not None:
         raise invalid(f"Invalid type for '{param}'.", param=param, code="invalid_type")
     choice, offered = _choose(specs, mode, names, param)
+    where = "functions[{}].parameters" if legacy else "tools[{}].function.parameters"
     return ToolRequest(
-        specs, offered, choice, _parallel(extra.get("parallel_tool_calls")), legacy, raw_choice or "auto"
+        specs,
+        offered,
+        choice,
+        _parallel(extra.get("parallel_tool_calls")),
+        legacy,
+        raw_choice or "auto",
+        schema_params=tuple(where.format(index) for index in range(len(specs))),
     )
 
 
@@ -222,6 +228,7 @@ def responses_tools(extra: dict[str, Any], items: Any = None) -> ToolRequest:
         tuple(offered.ignored),
         tuple(offered.adjusted),
         offered.web_search,
+        tuple(f"{entry.where}.parameters" for entry in offered.entries),
     )
 
 

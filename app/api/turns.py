@@ -22,6 +22,7 @@ from app.executor import BackgroundAdmission, Executor
 from app.gateway import Gateway
 from app.observability import RequestStats
 from app.policy import check_ceilings, parse_x_codex, resolve_policy
+from app.schemas import RefusedAt, SchemaChecker
 from app.turn import Item, Message, ToolCall, ToolOutput, Turn, TurnEvent
 from app.workspaces import user_workspace
 
@@ -86,10 +87,11 @@ class PreparedTurn:
     executor: Executor
     stats: RequestStats | None
     notes: Notes
+    schemas: SchemaChecker
 
     def events(self, background: BackgroundAdmission | None = None) -> AsyncIterator[TurnEvent]:
         if self.turn.tools:
-            return tool_events(self.executor, self.turn, self.stats, background)
+            return tool_events(self.executor, self.turn, self.stats, self.schemas, background)
         return self.executor.events(self.turn, self.stats, background)
 
 
@@ -173,7 +175,17 @@ def prepare_turn(
     stats: RequestStats | None = getattr(request.state, "stats", None)
     if stats is not None:
         stats.model, stats.engine = model.id, executor.engine.name
-    return PreparedTurn(turn, executor, stats, notes)
+    return PreparedTurn(turn, executor, stats, notes, gateway.schemas)
+
+
+async def check_schemas(gateway: Gateway, output: OutputFormat, tools: ToolRequest) -> None:
+    """The request's JSON Schemas (function parameters, output schema), checked together off the event loop: a
+    400 naming the first refused (app/schemas.py)."""
+    try:
+        await gateway.schemas.check([*tools.schemas(), *output.schemas()])
+    except RefusedAt as refused:
+        message = f"Invalid JSON Schema in '{refused.param}': {refused.reason}."
+        raise invalid(message, param=refused.param, code=refused.code) from None
 
 
 async def precheck(

@@ -33,24 +33,30 @@ CODEX_TOOLS = frozenset(
 )  # fmt: skip
 
 
-def wire_name(name: str) -> str:
+def wire_name(name: str, digits: int = 8) -> str:
     """The name Codex gets for a client function: the client's own when Codex can take it, else a readable
-    stand-in ending in a hash of the original. The same name always maps the same way, so a later request
-    (on any instance) replays earlier calls under the names the model saw."""
-    if _CODEX_NAME.match(name) and name not in CODEX_TOOLS:
+    stand-in ending in a hash of the original (`digits` long). The same name always maps the same way, so a later
+    request (on any instance) replays earlier calls under the names the model saw."""
+    if digits == 8 and _CODEX_NAME.match(name) and name not in CODEX_TOOLS:
         return name
     base = re.sub(r"[^a-zA-Z0-9_-]+", "_", name).strip("_")[:48] or "function"
-    return f"{base}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return f"{base}_{hashlib.sha256(name.encode()).hexdigest()[:digits]}"
 
 
 class ToolNames:
     """Both directions of the name mapping for one turn's functions."""
 
     def __init__(self, tools: tuple[ToolSpec, ...]) -> None:
-        self._wire = {tool.name: wire_name(tool.name) for tool in tools}
+        self._wire: dict[str, str] = {}
+        # Two names can map to one (a client name may look like another's stand-in): names Codex takes as they
+        # are keep them, and a stand-in already taken gets a longer hash. Same tools, same mapping.
+        for name in sorted({tool.name for tool in tools}, key=lambda n: (wire_name(n) != n, n)):
+            wire, digits = wire_name(name), 8
+            while wire in self._wire.values():
+                digits += 8
+                wire = wire_name(name, digits) if digits <= 64 else f"{wire_name(name, 64)}_{digits}"
+            self._wire[name] = wire
         self._client = {wire: name for name, wire in self._wire.items()}
-        if len(self._client) != len(self._wire):
-            raise ValueError("two function names map to the same name for Codex; rename one of them")
 
     def wire(self, name: str) -> str:
         return self._wire.get(name) or wire_name(name)

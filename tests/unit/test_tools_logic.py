@@ -16,6 +16,7 @@ from app.engines.dynamic_tools import CODEX_TOOLS, ClientCalls, ToolNames, wire_
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcSession
 from app.errors import ApiError
+from app.schemas import SchemaChecker, SchemaLimits
 from app.turn import (
     Message,
     RunPolicy,
@@ -61,7 +62,7 @@ def test_chat_tools_and_choices() -> None:
     [
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
         ({"tools": [WEATHER, WEATHER]}, "tools[1]"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}]},
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": 5}}]},
          "tools[0].function.parameters"),
         ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
         ({"tools": [WEATHER], "tool_choice": "always"}, "tool_choice"),
@@ -115,6 +116,16 @@ def test_names_codex_cannot_take_are_mapped_the_same_way_every_time() -> None:
     assert names.client(wire_name("a.b")) == "a.b" and names.client("exec_command") is None
 
 
+@pytest.mark.parametrize("order", [1, -1])
+def test_two_names_that_map_to_one_get_distinct_names(order: int) -> None:
+    """A client name that looks like another's stand-in keeps its own; the stand-in gets a longer hash."""
+    odd, lookalike = "weather.lookup", wire_name("weather.lookup")
+    names = ToolNames((ToolSpec(odd, "", {}), ToolSpec(lookalike, "", {}))[::order])
+    assert names.wire(lookalike) == lookalike and names.wire(odd) not in (lookalike, odd)
+    assert names.wire(odd).startswith("weather_lookup_") and len(names.wire(odd)) <= 128
+    assert names.client(names.wire(odd)) == odd and names.client(lookalike) == lookalike
+
+
 def test_a_conversation_ending_with_outputs_is_all_history() -> None:
     spec = ToolSpec("a.b", "", SCHEMA)
     messages = (
@@ -162,15 +173,20 @@ def test_client_calls_come_once_the_response_is_complete() -> None:
     assert calls.usage.input_tokens == 5 and calls.usage.output_tokens == 2
 
 
-def test_the_contract_check() -> None:
+async def test_the_contract_check() -> None:
     spec = ToolSpec("f", "", SCHEMA, strict=True)
     required = Turn("m", (), POLICY, tools=(spec,), tool_choice=ToolChoice("required"))
-    assert "without calling a function" in str(broken_contract(required, []))
-    assert broken_contract(required, [ToolCall("c", "f", '{"city": "x"}')]) is None
-    assert "at (root)" in str(broken_contract(required, [ToolCall("c", "f", "{}")]))
-    assert "not JSON" in str(broken_contract(required, [ToolCall("c", "f", "{")]))
+    schemas = SchemaChecker(SchemaLimits())
+
+    async def broken(turn: Turn, calls: list[ToolCall]) -> str | None:
+        return await broken_contract(turn, calls, schemas)
+
+    assert "without calling a function" in str(await broken(required, []))
+    assert await broken(required, [ToolCall("c", "f", '{"city": "x"}')]) is None
+    assert "at (root)" in str(await broken(required, [ToolCall("c", "f", "{}")]))
+    assert "not JSON" in str(await broken(required, [ToolCall("c", "f", "{")]))
     loose = Turn("m", (), POLICY, tools=(ToolSpec("f", "", SCHEMA),))
-    assert broken_contract(loose, [ToolCall("c", "f", "{")]) is None and broken_contract(loose, []) is None
+    assert await broken(loose, [ToolCall("c", "f", "{")]) is None and await broken(loose, []) is None
 
 
 async def test_routed_server_requests_wait_for_their_thread_then_get_the_default_answer() -> None:
