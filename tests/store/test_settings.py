@@ -56,6 +56,6 @@ def test_config_shows_the_store_and_the_effective_rate_limit_storage_masked(tmp_
     out = subprocess.run(
         [sys.executable, "-m", "app", "config"], cwd=REPO, env=env, capture_output=True, text=True, check=True
     ).stdout
-    assert "CODEX_STORE_URL=redis://:***@db:6379/1" in out
-    assert "RATE_LIMIT_STORAGE_URI=redis://:***@db:6379/1 (unset: the default)" in out
+    assert "# CODEX_STORE_URL=redis://:***@db:6379/1" in out  # masked: a comment, not a usable line
+    assert "# RATE_LIMIT_STORAGE_URI=redis://:***@db:6379/1" in out  # the default, resolved
     assert "hunter2" not in out
