@@ -12,7 +12,8 @@ from pathlib import Path
 
 import uvicorn
 
-from app.codex_cli import CodexMissing, child_environment, locate_codex, probe_version
+from app.codex_cli import CodexMissing, locate_codex, probe_version
+from app.codex_env import check_credentials, child_environment
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.engines.protocol import ProtocolDrift, check_protocol
@@ -70,6 +71,7 @@ def check_login(settings: Settings, home: Path) -> Check:
 def check_provider(settings: Settings, home: Path) -> Check:
     try:
         provider = ProviderResolver(home, child_environment(settings, home)).current()
+        check_credentials(read_config(home), home)
     except ConfigError as exc:
         return False, f"provider: {exc}. Fix: correct {home / 'config.toml'}"
     where = f"{provider.name} at {provider.base_url or 'an undefined URL'}"

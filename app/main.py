@@ -18,7 +18,8 @@ from app.api import chat, health, models, responses
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.catalog import Catalog, discover
-from app.codex_cli import CodexBinary, CodexMissing, child_environment, locate_codex, probe_version
+from app.codex_cli import CodexBinary, CodexMissing, locate_codex, probe_version
+from app.codex_env import check_credentials, child_environment
 from app.codex_home import codex_home_path, prepare_codex_home
 from app.config import ConfigError, Settings, load_settings
 from app.engines.app_server import AppServerEngine
@@ -34,7 +35,7 @@ from app.layout import check_layout, migrate_profile, private_temp_dir
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
 from app.policy import XCodex, resolve_policy
-from app.provider import Provider, ProviderResolver, is_loopback_host
+from app.provider import Provider, ProviderResolver, is_loopback_host, read_config
 from app.reaper import end_leftovers
 from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
@@ -135,7 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     migrate_profile(settings)
     check_layout(settings, codex_home_path(settings), {})  # before anything is written there
     codex_home = prepare_codex_home(settings)
-    providers = ProviderResolver(codex_home, child_environment(settings, codex_home))
+    config = read_config(codex_home)
+    check_credentials(config, codex_home)
+    providers = ProviderResolver(codex_home, child_environment(settings, codex_home, config))
     check_layout(settings, codex_home, providers.config())  # and config.toml's writable_roots
     prepare_workspaces(settings)
     limiter = RateLimiter(

@@ -91,6 +91,7 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._release = threading.Event()
         self.served: dict[str, int] = {}  # requests answered per script name
+        self.authorizations: list[str] = []  # the Authorization header of each /responses request ("" if none)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -163,6 +164,7 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             provider.record(body)
+            provider.authorizations.append(self.headers.get("Authorization") or "")
             self._body = body
             script, self._served = provider.pick(body)
             if script.status != 200:
