@@ -34,11 +34,12 @@ from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
-from app.policy import XCodex, resolve_policy
+from app.policy import XCodex, operator_network, resolve_policy
 from app.provider import Provider, ProviderResolver, is_loopback_host, read_config
 from app.reaper import end_leftovers
 from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
+from app.store.exposure import check_store_exposure
 from app.turn import Turn
 from app.workspaces import per_user, prepare_workspaces
 
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     check_credentials(config, codex_home)
     providers = ProviderResolver(codex_home, child_environment(settings, codex_home, config))
     check_layout(settings, codex_home, providers.config())  # and config.toml's writable_roots
+    check_store_exposure(settings, settings.codex_client_network_access or operator_network(providers))
     prepare_workspaces(settings)
     limiter = RateLimiter(
         settings.rate_limit_per_minute, settings.rate_limit_storage, settings.codex_store_timeout_seconds

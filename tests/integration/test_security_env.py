@@ -1,5 +1,6 @@
-"""Issue 20, findings 2 and 3: a key holder (the fake model's shell tool standing in for a prompt-injected model)
-looks for the operator's credentials in Codex's environment, in /proc and in every Codex home, through the real
+"""Issue 20, findings 2, 3 and 4: a key holder (the fake model's shell tool standing in for a prompt-injected model)
+looks for the operator's credentials in Codex's environment, in /proc and in every Codex home, and for other
+key holders' conversations in the Redis store, through the real
 Codex sandbox on both engines. Each test reproduces an attack that worked before the control."""
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import pytest
 import tomli_w
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import write_codex_home
+from tests.harness import FAKE_MODEL, write_codex_home
 from tests.integration.test_policy_live import run_command
 from tests.integration.test_security_sandbox import StartGateway, startup_error
+from tests.redis_server import RedisServer
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-openai-env-secret",
@@ -109,3 +111,54 @@ def test_every_codex_home_of_the_operator_is_denied(
         assert secret not in output, f"{secret} leaked"
     assert output.count("Permission denied") == len(targets), output  # each read was tried and refused
     assert str(user) in output  # the command ran, with the operator's HOME
+
+
+# Finding 4: the Redis store in reach of a network-enabled sandbox.
+
+NETWORK = {"CODEX_CLIENT_SANDBOX_MODES": "read-only,workspace-write", "CODEX_CLIENT_NETWORK_ACCESS": "1"}
+
+
+def test_a_redis_without_a_password_stops_startup_when_sandboxes_may_have_network(
+    tmp_path: Path, provider: FakeProvider, redis_server: RedisServer
+) -> None:
+    done = startup_error(tmp_path, provider, CODEX_STORE_URL=redis_server.url, **NETWORK)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codex-wrapper: CODEX_STORE_URL is a Redis without a password")
+    assert "CODEX_CLIENT_NETWORK_ACCESS" in lines[0]
+
+
+def test_a_network_enabled_sandbox_cannot_read_the_store(
+    start_gateway: StartGateway, engine: str, provider: FakeProvider, tmp_path: Path
+) -> None:
+    redis = RedisServer(tmp_path / "redis", password=f"pw-{tmp_path.name}").start()
+    try:
+        gateway = start_gateway(
+            CODEX_ENGINE=engine,
+            CODEX_APP_SERVER_WORKERS="1",
+            CODEX_STORE_URL=redis.url,
+            PROXY_API_KEY="sk-alice,sk-bob",
+            **NETWORK,
+        )
+        first = gateway.client("sk-alice").responses.create(model=FAKE_MODEL, input=f"alice-private-note-{engine}")
+        assert redis.command("DBSIZE") != b":0\r\n"  # her conversation is in Redis
+        client = (  # Bob's command: a small Redis client, as in the red team's repro
+            "import socket\n"
+            f"s = socket.create_connection(('127.0.0.1', {redis.port}), timeout=5)\n"
+            "for c in (b'*2\\r\\n$4\\r\\nKEYS\\r\\n$1\\r\\n*\\r\\n', b'*2\\r\\n$4\\r\\nAUTH\\r\\n$0\\r\\n\\r\\n'):\n"
+            "    s.sendall(c); print('REDIS', s.recv(65536))\n"
+        )
+        command = f"python3 - <<'EOF'\n{client}EOF\nenv"
+        x_codex = {"sandbox": "workspace-write", "network_access": True}
+        output = run_command(
+            gateway, provider, f"redis-{engine}", command, api_key="sk-bob", extra_body={"x_codex": x_codex}
+        )
+        assert output.count("REDIS b'-") == 2 and "NOAUTH" in output  # it reached Redis, which refused it
+        assert "alice-private-note" not in output and "codex-wrapper:{" not in output
+        assert redis.password not in output  # not in Codex's environment either
+        again = gateway.client("sk-alice").responses.create(
+            model=FAKE_MODEL, input="go on", previous_response_id=first.id
+        )
+        assert again.output_text == "pong"  # the gateway itself still uses the store
+    finally:
+        redis.stop()
