@@ -32,6 +32,7 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
+from app.limits import Cgroups, open_cgroups
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
 from app.policy import XCodex, operator_network, resolve_policy
@@ -100,11 +101,13 @@ def report_sandbox(status: SandboxStatus) -> SandboxStatus:
     return status
 
 
-def make_engine(settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path) -> Engine:
+def make_engine(
+    settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path, cgroups: Cgroups | None = None
+) -> Engine:
     if settings.codex_engine == "exec":
-        return ExecEngine(binary, env, temp_dir)
+        return ExecEngine(binary, env, temp_dir, cgroups)
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
-    return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait)
+    return AppServerEngine(binary, env, settings.codex_workdir, settings.codex_app_server_workers, wait, cgroups)
 
 
 def gateway_state(app: FastAPI) -> dict[str, Any]:
@@ -161,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     log.info("response store: %s at %s", store.backend, store.location)
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
     temp_dir = private_temp_dir(settings)  # here, not in the lifespan: a failure is one line and exit 2
+    cgroups = open_cgroups(settings) if binary is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executor = None
         if binary is not None:
             executor = Executor(
-                make_engine(settings, binary, env, temp_dir),
+                make_engine(settings, binary, env, temp_dir, cgroups),
                 max_parallel=settings.codex_max_parallel_requests,
                 max_queue=settings.codex_max_queue,
                 queue_timeout=settings.codex_queue_timeout_seconds,
@@ -193,6 +197,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await executor.engine.stop()
             await store.close()
             shutil.rmtree(temp_dir, ignore_errors=True)
+            if cgroups is not None:
+                cgroups.close()
 
     docs = settings.codex_api_docs  # the API's own description, off unless the operator turns it on
     app = FastAPI(

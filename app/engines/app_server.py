@@ -13,6 +13,7 @@ from app.engines.app_server_turn import TurnTranslator, split_conversation, thre
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
 from app.engines.spare_threads import SpareThreads
+from app.limits import Cgroups
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 
@@ -20,8 +21,16 @@ class AppServerEngine:
     name = "app-server"
     client_tools = True
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, workers: int, wait: float) -> None:
-        self.pool = AppServerPool(binary, env, cwd, workers)
+    def __init__(
+        self,
+        binary: CodexBinary,
+        env: dict[str, str],
+        cwd: Path,
+        workers: int,
+        wait: float,
+        cgroups: Cgroups | None = None,
+    ) -> None:
+        self.pool = AppServerPool(binary, env, cwd, workers, cgroups)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()

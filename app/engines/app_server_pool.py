@@ -11,6 +11,7 @@ from pathlib import Path
 from app.codex_cli import CodexBinary, kill_group
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
+from app.limits import Cgroups, Group
 
 log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024
@@ -29,8 +30,12 @@ class PoolUnavailable(Exception):
 class Worker:
     """One `codex app-server` process and its session."""
 
-    def __init__(self, index: int, binary: CodexBinary, env: dict[str, str], cwd: Path) -> None:
+    def __init__(
+        self, index: int, binary: CodexBinary, env: dict[str, str], cwd: Path, cgroups: Cgroups | None = None
+    ) -> None:
         self.index = index
+        self.cgroups = cgroups  # each run of the worker in a cgroup of its own, its commands' limits
+        self.group: Group | None = None
         self.binary = binary
         self.env = env
         self.cwd = cwd
@@ -44,17 +49,24 @@ class Worker:
         self._stderr_task: asyncio.Task[None] | None = None
 
     async def spawn(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            str(self.binary.path),
-            *WORKER_ARGS,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-            cwd=str(self.cwd),
-            start_new_session=True,
-            limit=_LINE_LIMIT,
-        )
+        self.leave_group()
+        self.group = self.cgroups.group(f"worker{self.index}") if self.cgroups else None
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                str(self.binary.path),
+                *WORKER_ARGS,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.env,
+                cwd=str(self.cwd),
+                start_new_session=True,
+                limit=_LINE_LIMIT,
+                preexec_fn=self.group.preexec() if self.group else None,
+            )
+        finally:
+            if self.group is not None:
+                self.group.started()
         assert self.process.stdout is not None and self.process.stdin is not None
         self.stderr_tail = b""
         self._stderr_task = asyncio.create_task(self._keep_stderr(self.process.stderr))
@@ -106,13 +118,21 @@ class Worker:
             kill_group(self.process.pid, signal.SIGKILL)
             await self.process.wait()
         kill_group(self.process.pid, signal.SIGKILL)
+        self.leave_group()
+
+    def leave_group(self) -> None:
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
 
 
 class AppServerPool:
     """`size` workers, each restarted with backoff when it dies."""
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str], cwd: Path, size: int) -> None:
-        self.workers = [Worker(i, binary, env, cwd) for i in range(size)]
+    def __init__(
+        self, binary: CodexBinary, env: dict[str, str], cwd: Path, size: int, cgroups: Cgroups | None = None
+    ) -> None:
+        self.workers = [Worker(i, binary, env, cwd, cgroups) for i in range(size)]
         self.restarts = 0
         self._stopping = False
         self._supervisors: list[asyncio.Task[None]] = []
