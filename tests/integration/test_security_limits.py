@@ -27,7 +27,8 @@ KEYS = {"PROXY_API_KEY": "sk-alice,sk-bob"}
 
 
 def fork_bomb(release: Path) -> str:
-    """Fork up to FORKS sleepers, report how many, hold them until `release` exists (at most 60 s)."""
+    """Try to leave the group first; then fork up to FORKS sleepers, report how many, hold them until `release`
+    exists (at most 60 s)."""
     script = f"""import os, sys, time
 n = 0
 for _ in range({FORKS}):
@@ -48,7 +49,8 @@ while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:
     time.sleep(0.05)
 print("RELEASED", flush=True)
 """
-    return f"ulimit -v 1000000; python3 - <<'EOF'\n{script}EOF"
+    escape = "for f in /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs; do echo 0 > $f; done; "
+    return f"{escape}ulimit -v 1000000; python3 - <<'EOF'\n{script}EOF"
 
 
 MEMORY_HOG = (  # 16 MiB more every step, up to 1.5 GiB at most, and `ulimit -v` below 2.5 GiB as a safety net
@@ -97,6 +99,7 @@ def test_a_fork_bomb_is_bounded_and_other_turns_complete(
     forked = re.search(r"FORK FAILED after (\d+)", outputs.get("alice", ""))
     assert forked and int(forked.group(1)) < MAX_PROCESSES, outputs
     assert f"FORKED {FORKS}" not in outputs["alice"] and "RELEASED" in outputs["alice"]
+    assert "cgroup.procs: Read-only file system" in outputs["alice"]  # no way out of its group
 
 
 def test_a_memory_hog_is_bounded_and_other_turns_complete(
