@@ -22,6 +22,7 @@ from app.layout import check_layout
 from app.provider import ProviderResolver, read_config
 from app.sandbox import probe_sandbox
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
+from app.store.exposure import check_store_exposure
 
 Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
 
@@ -123,7 +124,13 @@ def check_port(settings: Settings, _home: Path) -> Check:
     return True, f"port: {settings.host}:{settings.port} free"
 
 
-def check_store(settings: Settings, _home: Path) -> Check:
+def check_store(settings: Settings, home: Path) -> Check:
+    try:
+        table = read_config(home).get("sandbox_workspace_write")
+        network = isinstance(table, dict) and table.get("network_access") is True
+        check_store_exposure(settings, settings.codex_client_network_access or network)
+    except ConfigError as exc:
+        return False, f"store: {exc}"
     try:
         store = open_store(settings)
     except ConfigError as exc:

@@ -13,6 +13,7 @@ import tomli_w
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import FAKE_MODEL, write_codex_home
+from tests.integration.test_operations import run_cli
 from tests.integration.test_policy_live import run_command
 from tests.integration.test_security_sandbox import StartGateway, startup_error
 from tests.redis_server import RedisServer
@@ -82,6 +83,8 @@ def test_a_provider_that_takes_its_key_from_the_environment_stops_startup(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "model_providers.fake.env_key = 'FAKE_KEY'" in lines[0]
     assert "experimental_bearer_token" in lines[0] and "sk-fake-env-secret" not in done.stderr
+    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), FAKE_KEY="sk-fake-env-secret")
+    assert "FAIL provider: model_providers.fake.env_key = 'FAKE_KEY'" in doctor.stdout
 
 
 # Finding 3: every Codex home of the operator, not only the configured one.
@@ -126,6 +129,9 @@ def test_a_redis_without_a_password_stops_startup_when_sandboxes_may_have_networ
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("codex-wrapper: CODEX_STORE_URL is a Redis without a password")
     assert "CODEX_CLIENT_NETWORK_ACCESS" in lines[0]
+    home = write_codex_home(tmp_path / "doctor-home", provider.base_url)
+    doctor = run_cli("doctor", tmp_path, CODEX_CONFIG_DIR=str(home), CODEX_STORE_URL=redis_server.url, **NETWORK)
+    assert "FAIL store: CODEX_STORE_URL is a Redis without a password" in doctor.stdout
 
 
 def test_a_network_enabled_sandbox_cannot_read_the_store(
