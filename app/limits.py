@@ -4,7 +4,8 @@ Rlimits cannot do it: RLIMIT_NPROC counts every process of the real user (all of
 and root is exempt from it; RLIMIT_AS breaks Codex; RLIMIT_CPU would end a long-lived app-server worker. So each
 Codex process (an app-server worker, or the `codex exec` of one turn) starts in a cgroup of its own, beside the
 gateway's, with `pids.max`, a memory limit and a CPU quota (CODEX_COMMAND_MAX_*). The commands Codex runs inherit
-it and cannot leave it (the sandbox sees /sys read-only). A fork bomb or a memory hog thus exhausts its own group
+it and cannot leave it (the sandbox sees /sys read-only); what is left in a group when its Codex process has
+exited is ended with it. A fork bomb or a memory hog thus exhausts its own group
 only: the turns of other workers (other users) go on. Where the gateway cannot create cgroups (a container's
 read-only /sys/fs/cgroup), startup says so once and the container's limits (compose's pids_limit, mem_limit) are
 the bound. Command CPU time is further bounded by CODEX_TIMEOUT: a turn's commands end with it (app/reaper.py).
@@ -15,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import count
@@ -80,6 +83,7 @@ class Group:
     """One Codex process's cgroup (a folder per hierarchy)."""
 
     dirs: list[Path]
+    pending: list[Group] = field(default_factory=list)  # the groups still to remove, shared by all
     _fds: list[int] = field(default_factory=list)
 
     def preexec(self) -> Callable[[], None]:
@@ -101,12 +105,27 @@ class Group:
                 os.close(fd)
         self._fds = []
 
-    def remove(self) -> None:
-        """Remove the group once its processes are gone (a group still in use is left to the next sweep)."""
+    def members(self) -> set[int]:
+        found: set[int] = set()
+        for folder in self.dirs:
+            with contextlib.suppress(OSError, ValueError):
+                found |= {int(pid) for pid in (folder / "cgroup.procs").read_text().split()}
+        return found
+
+    def remove(self) -> bool:
+        """Once its Codex process has exited: end what it left behind (sandbox helpers, background commands) and
+        remove the group; a group whose processes are still exiting is removed later (`pending`)."""
         self.started()
+        for pid in self.members():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         for folder in self.dirs:
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        left = any(folder.exists() for folder in self.dirs)
+        if left and self not in self.pending:
+            self.pending.append(self)
+        return not left
 
 
 class Cgroups:
@@ -116,6 +135,7 @@ class Cgroups:
         self.parents = parents  # controller → (parent folder, v2)
         self.limits = limits
         self._serial = count(1)
+        self._pending: list[Group] = []
 
     @classmethod
     def open(cls, limits: Limits, root: Path = CGROUP_ROOT) -> tuple[Cgroups | None, str]:
@@ -151,6 +171,7 @@ class Cgroups:
 
     def group(self, name: str) -> Group:
         """A new group with the limits set; OSError when it cannot be made."""
+        self._pending[:] = [g for g in self._pending if not g.remove()]
         tag = f"{PREFIX}{os.getpid()}-{name}-{next(self._serial)}"
         dirs: dict[Path, None] = {}
         for controller, (parent, v2) in self.parents.items():
@@ -159,9 +180,14 @@ class Cgroups:
             for filename, value in self.limits.files(controller, v2).items():
                 (folder / filename).write_text(value)
             dirs[folder] = None
-        return Group(list(dirs))
+        return Group(list(dirs), self._pending)
 
-    def close(self) -> None:
+    def close(self, wait: float = 2.0) -> None:
+        """At shutdown: end what is left in this gateway's groups and remove them."""
+        deadline = time.monotonic() + wait
+        while self._pending and time.monotonic() < deadline:
+            self._pending[:] = [g for g in self._pending if not g.remove()]
+            time.sleep(0.05)
         sweep(self.parents.values(), mine=True)
 
 
