@@ -6,6 +6,7 @@ this shared machine down even where the limit failed."""
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 from pathlib import Path
 
@@ -117,3 +118,24 @@ def test_a_memory_hog_is_bounded_and_other_turns_complete(
     assert "exit=137" in output  # killed by the kernel for its group's memory, not by its own ulimit
     for key in ("sk-bob", "sk-alice"):  # other turns, and the hog's owner's next one
         assert "still-ok" in run_command(gateway, provider, f"after-hog-{engine}-{key}", "echo still-ok", api_key=key)
+
+
+def test_what_a_codex_process_leaves_in_its_group_is_ended() -> None:
+    cgroups, _ = Cgroups.open(Limits(64, 0, 0))
+    assert cgroups is not None
+    group = cgroups.group("leftovers")
+    leader = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"], preexec_fn=group.preexec())
+    group.started()
+    try:
+        assert wait_for(lambda: len(group.members()) == 3)  # the leader and two background commands
+        assert (group.dirs[0] / "pids.max").read_text().strip() == "64"
+        leader.kill()
+        leader.wait()
+        left = group.members()
+        assert len(left) == 2
+        group.remove()
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in left))
+    finally:
+        leader.kill()
+        cgroups.close()
+    assert not any(folder.exists() for folder in group.dirs)
