@@ -116,9 +116,10 @@ def test_what_a_killed_gateway_left_is_ended_by_the_next_start(
             assert other.poll() is None
     finally:
         other.kill()
+        other.wait(10)  # gone, not only signalled, before the count below
         with contextlib.suppress(ProcessLookupError):
             os.kill(orphan, signal.SIGKILL)
-    assert codex_processes(gateway.codex_home, pool=True) == []
+    assert wait_for(lambda: codex_processes(gateway.codex_home, pool=True) == [], 5)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGSEGV"])
