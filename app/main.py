@@ -21,6 +21,7 @@ from app.catalog import Catalog, discover
 from app.codex_cli import CodexBinary, CodexMissing, locate_codex, probe_version
 from app.codex_env import check_credentials, child_environment
 from app.codex_home import codex_home_path, prepare_codex_home
+from app.command_limits import Cgroups, open_cgroups
 from app.config import ConfigError, Settings, load_settings
 from app.engines.app_server import AppServerEngine
 from app.engines.base import Engine
@@ -32,7 +33,6 @@ from app.gateway import Gateway
 from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
 from app.layout import check_layout, migrate_profile, private_temp_dir
-from app.limits import Cgroups, open_cgroups
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
 from app.policy import XCodex, operator_network, resolve_policy

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from app.codex_cli import CodexBinary
+from app.command_limits import Cgroups
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
 from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
 from app.engines.spare_threads import SpareThreads
-from app.limits import Cgroups
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 

@@ -9,9 +9,9 @@ import signal
 from pathlib import Path
 
 from app.codex_cli import CodexBinary, kill_group
+from app.command_limits import Cgroups, Group
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcError, RpcSession, SessionClosed
-from app.limits import Cgroups, Group
 
 log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024

@@ -18,9 +18,9 @@ from typing import Any
 import tomli_w
 
 from app.codex_cli import CodexBinary, kill_group
+from app.command_limits import Cgroups, Group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.images import decode_data_url
-from app.limits import Cgroups, Group
 from app.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,

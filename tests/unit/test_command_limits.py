@@ -1,9 +1,9 @@
-"""Command limits: which cgroup files carry which limit (app/limits.py)."""
+"""Command limits: which cgroup files carry which limit (app/command_limits.py)."""
 
 from __future__ import annotations
 
+from app.command_limits import Limits, own_cgroups
 from app.config import Settings
-from app.limits import Limits, own_cgroups
 
 
 def test_limits_as_cgroup_files() -> None:
