@@ -18,15 +18,8 @@ from pathlib import Path
 import uvicorn
 
 from app.api.health import SERVICE
-from app.codex_cli import (
-    CodexBinary,
-    CodexMissing,
-    child_environment,
-    codex_note,
-    is_tested,
-    locate_codex,
-    probe_version,
-)
+from app.codex_cli import CodexBinary, CodexMissing, codex_note, is_tested, locate_codex, probe_version
+from app.codex_env import check_credentials, child_environment
 from app.codex_home import isolated_home_dir
 from app.config import ConfigError, Settings, load_settings
 from app.effective import lines as effective_lines
@@ -42,6 +35,7 @@ from app.login import not_logged_in, read_login
 from app.provider import ProviderResolver, read_config
 from app.sandbox import probe_sandbox
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
+from app.store.exposure import check_store_exposure
 
 Check = tuple[bool, str]  # passed, the line to print (with the fix when it failed)
 
@@ -106,6 +100,7 @@ def check_login(settings: Settings, home: Path) -> Check:
 def check_provider(settings: Settings, home: Path) -> Check:
     try:
         provider = ProviderResolver(home, child_environment(settings, home)).current()
+        check_credentials(read_config(home), home)
     except ConfigError as exc:
         return False, f"provider: {exc}. Fix: correct {home / 'config.toml'}"
     where = f"{provider.name} at {provider.base_url or 'an undefined URL'}"
@@ -179,7 +174,13 @@ def answers_as_gateway(url: str) -> bool:
         return False
 
 
-def check_store(settings: Settings, _home: Path) -> Check:
+def check_store(settings: Settings, home: Path) -> Check:
+    try:
+        table = read_config(home).get("sandbox_workspace_write")
+        network = isinstance(table, dict) and table.get("network_access") is True
+        check_store_exposure(settings, settings.codex_client_network_access or network)
+    except ConfigError as exc:
+        return False, f"store: {exc}"
     try:
         store = open_store(settings)
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""Finding the Codex binary, its version, and the environment its processes get."""
+"""Finding the Codex binary and its version (the environment its processes get: app/codex_env.py)."""
 
 from __future__ import annotations
 
@@ -132,20 +132,6 @@ def probe_version(binary: CodexBinary, env: dict[str, str]) -> CodexBinary:
         raise CodexMissing(f"{binary.path} --version failed: {done.stderr.decode(errors='replace').strip()[:200]}")
     version = done.stdout.decode(errors="replace").strip().removeprefix("codex-cli ").strip()
     return CodexBinary(binary.path, binary.extra_env, version, binary.source)
-
-
-def gateway_variable_names() -> set[str]:
-    """Every environment variable the gateway itself reads: none of them is Codex's business."""
-    return {name.upper() for name in Settings.model_fields}
-
-
-def child_environment(settings: Settings, codex_home: Path) -> dict[str, str]:
-    """The server's environment minus the gateway's own settings (PROXY_API_KEY among them) and
-    CODEX_ENV_DENYLIST; CODEX_HOME set to the home prepared for Codex."""
-    hidden = gateway_variable_names() | {name.upper() for name in settings.codex_env_denylist}
-    env = {key: value for key, value in os.environ.items() if key.upper() not in hidden}
-    env["CODEX_HOME"] = str(codex_home)
-    return env
 
 
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     codex_isolated_home_dir: Path | None = None
     codex_allowed_roots: Annotated[tuple[Path, ...], NoDecode] = ()
     codex_env_denylist: Annotated[tuple[str, ...], NoDecode] = ()
+    codex_env_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
     codex_sandbox_mode: SandboxMode = "read-only"
     codex_reasoning_effort: ReasoningEffort = "medium"
     codex_hide_reasoning: bool = False
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     codex_mode: Literal["agent", "chat"] = "agent"
     codex_timeout: float = Field(120.0, gt=0)
     codex_max_parallel_requests: int = Field(2, ge=1)
+    codex_command_max_processes: int = Field(512, ge=0)  # per Codex process and its commands (app/command_limits.py)
+    codex_command_max_memory_mb: int = Field(2048, ge=0)
+    codex_command_max_cpus: float = Field(1.0, ge=0)
     codex_max_queue: int = Field(32, ge=0)
     codex_queue_timeout_seconds: float = Field(30.0, gt=0)
     codex_max_background_queue: int = Field(32, ge=0)
@@ -105,7 +109,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "codex_allowed_roots", "codex_env_denylist", "codex_deny_read", "codex_allowed_hosts", mode="before"
+        "codex_allowed_roots",
+        "codex_env_denylist",
+        "codex_env_allowlist",
+        "codex_deny_read",
+        "codex_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -190,6 +199,15 @@ class Settings(BaseSettings):
             return self.codex_config_dir
         env_home = os.environ.get("CODEX_HOME")
         return Path(env_home).expanduser().resolve() if env_home else Path.home() / ".codex"
+
+    @property
+    def operator_codex_homes(self) -> tuple[Path, ...]:
+        """Every Codex home the operator has, each holding a login: CODEX_CONFIG_DIR, the OS environment's
+        CODEX_HOME and ~/.codex (whichever is set or exists; all are denied to every turn)."""
+        homes = [self.user_codex_home, Path.home() / ".codex"]
+        if os.environ.get("CODEX_HOME"):
+            homes.append(Path(os.environ["CODEX_HOME"]).expanduser().resolve())
+        return tuple(dict.fromkeys(homes))
 
 
 def _describe(error: dict[str, Any]) -> str:

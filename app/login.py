@@ -24,8 +24,6 @@ from app.errors import ApiError
 log = logging.getLogger("codex_wrapper")
 ASK_TIMEOUT = 15.0  # for a short-lived app-server to start and answer (~0.3 s when idle)
 RETRY_SECONDS = 5.0  # while there is no login, how old an answer may be before Codex is asked again (in the background)
-# `codex exec` takes an API key from this variable; the app-server (and so `account/read`) does not
-EXEC_KEY_VARIABLE = "CODEX_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,7 @@ async def read_login(
         return Login(False, None, f"cannot ask Codex whether it is logged in: {str(exc) or type(exc).__name__}")
     finally:
         await worker.terminate()
-    if login.missing and engine == "exec" and env.get(EXEC_KEY_VARIABLE):
-        return Login(True, f"apiKey ({EXEC_KEY_VARIABLE})")
-    return login
+    return login  # CODEX_API_KEY is no login here: no credential reaches Codex's environment (app/codex_env.py)
 
 
 Stamp = tuple[tuple[int, int, int] | None, ...]

@@ -19,8 +19,10 @@ from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.background.runs import BackgroundRuns
 from app.catalog import Catalog, discover
-from app.codex_cli import CodexBinary, CodexMissing, child_environment, codex_note, locate_codex, probe_version
+from app.codex_cli import CodexBinary, CodexMissing, codex_note, locate_codex, probe_version
+from app.codex_env import check_credentials, child_environment
 from app.codex_home import codex_home_path, prepare_codex_home
+from app.command_limits import Cgroups, open_cgroups
 from app.config import ConfigError, Settings, load_settings
 from app.engines.app_server import AppServerEngine
 from app.engines.base import Engine
@@ -37,11 +39,12 @@ from app.limits_shared import plan_limits
 from app.login import LoginWatch, not_logged_in, read_login
 from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
 from app.permissions import SandboxLayout
-from app.policy import XCodex, resolve_policy
-from app.provider import Provider, ProviderResolver, is_loopback_host
+from app.policy import XCodex, operator_network, resolve_policy
+from app.provider import Provider, ProviderResolver, is_loopback_host, read_config
 from app.reaper import end_leftovers
 from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
+from app.store.exposure import check_store_exposure
 from app.turn import Turn
 from app.workspaces import per_user, prepare_workspaces
 
@@ -116,10 +119,15 @@ def report_sandbox(status: SandboxStatus) -> SandboxStatus:
 
 
 def make_engine(
-    settings: Settings, binary: CodexBinary, env: dict[str, str], temp_dir: Path, plan: PlanLimits | None = None
+    settings: Settings,
+    binary: CodexBinary,
+    env: dict[str, str],
+    temp_dir: Path,
+    plan: PlanLimits | None = None,
+    cgroups: Cgroups | None = None,
 ) -> Engine:
     if settings.codex_engine == "exec":
-        return ExecEngine(binary, env, temp_dir)
+        return ExecEngine(binary, env, temp_dir, cgroups)
     wait = min(5.0, settings.codex_timeout / 2)  # for a worker to come back; past that a clear 503 beats a hang
     on_notification = plan.on_notification if plan is not None else None
     engine = AppServerEngine(
@@ -130,6 +138,7 @@ def make_engine(
         wait,
         on_notification,
         settings.codex_rpc_timeout_seconds,
+        cgroups,
     )
     if plan is not None:
         plan.reader = engine.read_rate_limits
@@ -168,8 +177,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     migrate_profile(settings)
     check_layout(settings, codex_home_path(settings), {})  # before anything is written there
     codex_home = prepare_codex_home(settings)
-    providers = ProviderResolver(codex_home, child_environment(settings, codex_home))
+    config = read_config(codex_home)
+    check_credentials(config, codex_home)
+    providers = ProviderResolver(codex_home, child_environment(settings, codex_home, config))
     check_layout(settings, codex_home, providers.config())  # and config.toml's writable_roots
+    check_store_exposure(settings, settings.codex_client_network_access or operator_network(providers))
     prepare_workspaces(settings)
     limiter = RateLimiter(
         settings.rate_limit_per_minute, settings.rate_limit_storage, settings.codex_store_timeout_seconds
@@ -190,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
     temp_dir = private_temp_dir(settings)  # here, not in the lifespan: a failure is one line and exit 2
     plan = plan_limits(settings, codex_home, f"{provider.name}@{provider.base_url}")
+    cgroups = open_cgroups(settings) if binary is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -202,7 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executor, reading = None, None
         if binary is not None:
             executor = Executor(
-                make_engine(settings, binary, env, temp_dir, plan),
+                make_engine(settings, binary, env, temp_dir, plan, cgroups),
                 max_parallel=settings.codex_max_parallel_requests,
                 max_queue=settings.codex_max_queue,
                 queue_timeout=settings.codex_queue_timeout_seconds,
@@ -252,6 +265,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.close()
             await plan.close()
             shutil.rmtree(temp_dir, ignore_errors=True)
+            if cgroups is not None:
+                cgroups.close()
 
     docs = settings.codex_api_docs  # the API's own description, off unless the operator turns it on
     app = FastAPI(

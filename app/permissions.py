@@ -5,7 +5,8 @@ by its Linux sandbox (bubblewrap) for shell commands, `apply_patch` and `view_im
 defines one profile per turn: the whole disk readable except the paths below, the workspace writable only with
 `workspace-write`, /tmp and $TMPDIR never writable. `danger-full-access` runs without a profile (operator's choice).
 
-Denied to every turn: the CODEX_HOME Codex runs with (auth.json, config.toml), the user's CODEX_HOME, CODEX_DATA_DIR
+Denied to every turn: the CODEX_HOME Codex runs with (auth.json, config.toml), every Codex home of the operator
+(CODEX_CONFIG_DIR, the OS environment's CODEX_HOME, ~/.codex), CODEX_DATA_DIR
 (stored responses, the gateway's temp files), the env file, the profile folder, CODEX_DENY_READ, and the gateway's
 own directory (but its node_modules, which holds the Codex binary the sandbox starts, and any workspace inside it);
 with several API keys also every other entry of CODEX_WORKDIR than the caller's own folder.
@@ -76,7 +77,7 @@ class SandboxLayout:
     def of(cls, settings: Settings, codex_home: Path, codex_binary: Path | None = None) -> SandboxLayout:
         protected = [
             codex_home,
-            settings.user_codex_home,
+            *settings.operator_codex_homes,
             settings.codex_data_dir,
             env_file_path(),
             settings.codex_wrapper_profile_dir,

@@ -22,9 +22,15 @@ def server_binary() -> str:
     return found
 
 
+def resp(*args: str) -> bytes:
+    """One command in RESP."""
+    return (f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)).encode()
+
+
 class RedisServer:
-    def __init__(self, folder: Path, appendfsync: str = "always") -> None:
+    def __init__(self, folder: Path, appendfsync: str = "always", password: str = "") -> None:
         self.folder = folder
+        self.password = password  # set: the default user needs it (requirepass, an ACL password)
         self.appendfsync = appendfsync  # always: nothing acknowledged is lost; everysec (Redis' default): up to 1 s
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -32,7 +38,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def socket_path(self) -> Path:
@@ -43,6 +50,7 @@ class RedisServer:
         argv += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         argv += ["--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no"]
         argv += ["--logfile", str(self.folder / "redis.log")]
+        argv += ["--requirepass", self.password] if self.password else []
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while not self.answers():
@@ -57,15 +65,17 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
     def command(self, *args: str) -> bytes:
         """One command in RESP, its raw reply (for tests that look inside)."""
-        request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(request.encode())
+            if self.password:
+                sock.sendall(resp("AUTH", self.password))
+                assert sock.recv(64).startswith(b"+OK")
+            sock.sendall(resp(*args))
             return sock.recv(65536)
 
     def stop(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.codex_cli import CodexBinary
+from app.command_limits import Cgroups
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
 from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
@@ -30,8 +31,9 @@ class AppServerEngine:
         wait: float,
         on_notification: NotificationHandler | None = None,
         rpc_timeout: float = DEFAULT_TIMEOUT,
+        cgroups: Cgroups | None = None,
     ) -> None:
-        self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout)
+        self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout, cgroups)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()

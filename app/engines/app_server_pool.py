@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from app.codex_cli import CodexBinary, end_group, kill_group
+from app.command_limits import Cgroups, Group
 from app.engines.refusals import refuse
 from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
 
@@ -38,10 +39,13 @@ class Worker:
         cwd: Path,
         on_notification: NotificationHandler | None = None,
         rpc_timeout: float = DEFAULT_TIMEOUT,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.index = index
         self.on_notification = on_notification
         self.rpc_timeout = rpc_timeout
+        self.cgroups = cgroups  # each run of the worker in a cgroup of its own, its commands' limits
+        self.group: Group | None = None
         self.binary = binary
         self.env = env
         self.cwd = cwd
@@ -57,17 +61,24 @@ class Worker:
         self._probe: asyncio.Task[None] | None = None
 
     async def spawn(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            str(self.binary.path),
-            *WORKER_ARGS,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-            cwd=str(self.cwd),
-            start_new_session=True,
-            limit=_LINE_LIMIT,
-        )
+        self.leave_group()
+        self.group = self.cgroups.group(f"worker{self.index}") if self.cgroups else None
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                str(self.binary.path),
+                *WORKER_ARGS,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.env,
+                cwd=str(self.cwd),
+                start_new_session=True,
+                limit=_LINE_LIMIT,
+                preexec_fn=self.group.preexec() if self.group else None,
+            )
+        finally:
+            if self.group is not None:
+                self.group.started()
         assert self.process.stdout is not None and self.process.stdin is not None
         self.stderr_tail = b""
         self._stderr_task = asyncio.create_task(self._keep_stderr(self.process.stderr))
@@ -152,6 +163,12 @@ class Worker:
             kill_group(self.process.pid, signal.SIGKILL)
             await self.process.wait()
         await end_group(self.process.pid)  # the rest of its group (sandbox helpers) gone before this returns
+        self.leave_group()
+
+    def leave_group(self) -> None:
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
 
 
 class AppServerPool:
@@ -165,8 +182,9 @@ class AppServerPool:
         size: int,
         on_notification: NotificationHandler | None = None,
         rpc_timeout: float = DEFAULT_TIMEOUT,
+        cgroups: Cgroups | None = None,
     ) -> None:
-        self.workers = [Worker(i, binary, env, cwd, on_notification, rpc_timeout) for i in range(size)]
+        self.workers = [Worker(i, binary, env, cwd, on_notification, rpc_timeout, cgroups) for i in range(size)]
         self.restarts = 0
         self._stopping = False
         self._supervisors: list[asyncio.Task[None]] = []

@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from app.codex_cli import CodexBinary, end_group, kill_group
+from app.command_limits import Cgroups, Group
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
 from app.images import decode_data_url
@@ -203,8 +204,11 @@ class ExecEngine:
     name = "exec"
     client_tools = False  # `codex exec` cannot hand a function call back to its caller
 
-    def __init__(self, binary: CodexBinary, env: dict[str, str], temp_dir: Path | None = None) -> None:
+    def __init__(
+        self, binary: CodexBinary, env: dict[str, str], temp_dir: Path | None = None, cgroups: Cgroups | None = None
+    ) -> None:
         self.binary = binary
+        self.cgroups = cgroups  # each turn's Codex in a cgroup of its own, its commands' limits
         self.env = env
         self.temp_dir = temp_dir  # the gateway's private folder (0700, no sandbox can read or write it)
         self.chat_instructions: Path | None = None
@@ -243,7 +247,9 @@ class ExecEngine:
                 await inner.aclose()  # the process is reaped before its files go
 
     async def _run(self, turn: Turn, files: TurnFiles) -> AsyncIterator[TurnEvent]:
+        group: Group | None = None
         try:
+            group = self.cgroups.group("turn") if self.cgroups else None
             proc = await asyncio.create_subprocess_exec(
                 *build_argv(self.binary, turn, self.chat_instructions, files),
                 stdin=asyncio.subprocess.PIPE,
@@ -253,10 +259,16 @@ class ExecEngine:
                 cwd=str(turn.policy.cwd),
                 start_new_session=True,
                 limit=_LINE_LIMIT,
+                preexec_fn=group.preexec() if group else None,
             )
         except OSError as exc:
+            if group is not None:
+                group.remove()
             yield Failed(FailureKind.UNAVAILABLE, f"cannot start Codex ({self.binary.path}): {exc.strerror or exc}")
             return
+        finally:
+            if group is not None:
+                group.started()
         self._groups.add(proc.pid)
         feeder = asyncio.create_task(_feed(proc, render_prompt(turn.messages).encode()))
         stderr_tail = asyncio.create_task(_tail(proc.stderr))
@@ -277,6 +289,8 @@ class ExecEngine:
             feeder.cancel()
             await _reap(proc, graceful=answered)
             self._groups.discard(proc.pid)
+            if group is not None:
+                group.remove()
             stderr_tail.cancel()
 
 

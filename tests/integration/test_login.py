@@ -145,13 +145,10 @@ def test_a_login_made_while_running_is_served_without_a_restart(
     assert "Codex is logged in now (apiKey account)" in gateway.log()
 
 
-@pytest.mark.parametrize("credential", ["env_key", "experimental_bearer_token"])
-def test_a_provider_with_its_own_key_needs_no_login(start_with: Any, provider: FakeProvider, credential: str) -> None:
-    if credential == "env_key":
-        entry = provider_entry(provider, env_key="FAKE_PROVIDER_KEY")
-    else:
-        entry = provider_entry(provider, experimental_bearer_token="sk-provider")
-    gateway = start_with(entry, FAKE_PROVIDER_KEY="sk-provider")
+def test_a_provider_with_its_own_key_needs_no_login(start_with: Any, provider: FakeProvider) -> None:
+    """Its key in the provider entry (an `env_key` provider stops startup: test_security_env.py)."""
+    entry = provider_entry(provider, experimental_bearer_token="sk-provider")
+    gateway = start_with(entry)
     assert NOT_LOGGED_IN not in gateway.log()
     with gateway.http() as http:
         ready = http.get("/ready")
@@ -168,13 +165,19 @@ def test_the_test_provider_needs_no_login(gateway: RunningGateway) -> None:
     assert ready.status_code == 200 and ready.json()["login"] == "not needed by the model provider"
 
 
-def test_the_exec_engine_takes_codex_api_key_as_a_login(start_with: Any, provider: FakeProvider) -> None:
-    """`codex exec` sends CODEX_API_KEY from its environment (the app-server's account/read does not count it)."""
+def test_codex_api_key_in_the_gateways_environment_is_no_login(start_with: Any, provider: FakeProvider) -> None:
+    """No credential reaches Codex's environment (a sandboxed command could read it), so CODEX_API_KEY does not log
+    Codex in: the gateway says so, and requests are refused before any model request."""
     config = provider_entry(provider, requires_openai_auth=True)
     gateway = start_with(config, CODEX_ENGINE="exec", CODEX_API_KEY="sk-exec-env")
-    assert NOT_LOGGED_IN not in gateway.log()
-    reply = gateway.client().chat.completions.create(model=FAKE_MODEL, messages=HELLO)
-    assert reply.choices[0].message.content == "pong" and provider.authorizations[-1] == "Bearer sk-exec-env"
+    assert NOT_LOGGED_IN in gateway.log()
+    assert "CODEX_API_KEY set in the gateway's environment is not passed to Codex" in gateway.log()
+    before = len(provider.requests)
+    with gateway.http() as http:
+        body = {"model": FAKE_MODEL, "messages": HELLO}
+        reply = http.post("/v1/chat/completions", json=body)
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "codex_not_logged_in"
+    assert len(provider.requests) == before
 
 
 def test_an_isolated_home_finds_a_login_made_later_in_the_users_home(

@@ -56,11 +56,16 @@ def test_cwd_moves_codex_inside_the_workdir(gateway: RunningGateway, provider: F
 
 def test_env_inside_the_sandbox_shows_no_gateway_secret(start_gateway: StartGateway, provider: FakeProvider) -> None:
     gateway = start_gateway(
-        PROXY_API_KEY="sk-first,sk-second", CODEX_ENV_DENYLIST="SOME_TOKEN", SOME_TOKEN="tok-denied", KEPT_VAR="kept"
+        PROXY_API_KEY="sk-first,sk-second",
+        CODEX_ENV_DENYLIST="SOME_TOKEN",
+        CODEX_ENV_ALLOWLIST="KEPT_VAR,SOME_TOKEN",
+        SOME_TOKEN="tok-denied",
+        KEPT_VAR="kept",
+        UNLISTED_VAR="unlisted",
     )
     output = run_command(gateway, provider, "env", "env", api_key="sk-second")
     assert "sk-first" not in output and "sk-second" not in output and "PROXY_API_KEY" not in output
-    assert "tok-denied" not in output and "KEPT_VAR=kept" in output
+    assert "tok-denied" not in output and "KEPT_VAR=kept" in output and "UNLISTED_VAR" not in output
     assert "CODEX_HOME=" in output  # the command really printed the environment
 
 

@@ -284,10 +284,13 @@ def test_the_compose_profile_puts_two_gateways_on_one_redis_behind_haproxy() -> 
     assert {name for name, s in services.items() if s.get("profiles") == ["scale"]} == {
         "redis", "gateway-1", "gateway-2", "balancer"
     }  # fmt: skip
-    assert {"--appendonly", "yes", "noeviction"} <= set(services["redis"]["command"])
+    redis = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis and "noeviction" in redis
+    assert '--requirepass "$$REDIS_PASSWORD"' in redis and 'test -n "$$REDIS_PASSWORD" ||' in redis  # never without
+    assert services["redis"]["environment"]["REDIS_PASSWORD"] == "${SCALE_REDIS_PASSWORD:-}"
     gateways = [services["gateway-1"], services["gateway-2"]]
     for gateway in gateways:
-        assert gateway["environment"]["CODEX_STORE_URL"].endswith("redis://redis:6379/0}")
+        assert gateway["environment"]["CODEX_STORE_URL"].endswith("redis://:${SCALE_REDIS_PASSWORD:-}@redis:6379/0}")
         assert "RATE_LIMIT_STORAGE_URI" not in gateway["environment"]  # the limits follow the store
     homes = [next(v for v in g["volumes"] if v.endswith(":/home/codex/.codex")) for g in gateways]
     workspaces = [next(v for v in g["volumes"] if v.endswith(":/workspace")) for g in gateways]
