@@ -197,7 +197,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         login = login_watch(settings, binary, env, codex_home) if binary is not None else None
-        catalog, *_ = await asyncio.gather(discover(binary, env, codex_home), *([login.start()] if login else []))
+        discovering = asyncio.create_task(discover(binary, env, codex_home))
+        await asyncio.gather(discovering, *([login.start()] if login else []))
+        catalog = discovering.result()
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor, reading = None, None
         if binary is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from jsonschema import validators
 
@@ -53,7 +53,7 @@ def broken_contract(turn: Turn, calls: list[ToolCall]) -> str | None:
 
 async def tool_events(
     executor: Executor, turn: Turn, stats: RequestStats | None, background: BackgroundAdmission | None = None
-) -> AsyncIterator[TurnEvent]:
+) -> AsyncGenerator[TurnEvent, None]:
     """The turn's events, its calls checked (see the module's doc); calls come just before Completed.
     `background`: a background turn's admission (see Executor.events)."""
     for attempt in range(1, ATTEMPTS + 1):

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from app.api.response_events import ResponseBuilder
@@ -33,7 +33,7 @@ FINAL_WRITE_SECONDS = 10.0  # how long the last write of a run is retried while 
 STOPPED = "The gateway instance running this background response stopped before the response finished."
 
 Render = Callable[[TurnEvent], list[dict[str, Any]]]
-Events = Callable[[BackgroundAdmission], AsyncIterator[TurnEvent]]
+Events = Callable[[BackgroundAdmission], AsyncGenerator[TurnEvent, None]]
 
 
 class Run:
