@@ -131,3 +131,8 @@ async def in_process(root: Path, engine: FakeEngine | None = None, **settings: A
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield InProcess(client, fake, app)
+
+
+def sse_data(body: str) -> list[str]:
+    """The `data:` payloads of an SSE body, in order ("[DONE]" included)."""
+    return [line.removeprefix("data: ") for line in body.splitlines() if line.startswith("data: ")]
