@@ -40,8 +40,9 @@ Step = TurnEvent | Hold | Exception  # an Exception is raised by the engine at t
 
 
 def answer(text: str, usage: Usage | None = None) -> tuple[TurnEvent, ...]:
-    """A plain answer: the text as one delta, usage, Completed."""
-    return TextDelta(text), UsageReport(usage or Usage(3, 0, 2)), Completed(text)
+    """A plain answer: the text as one delta (none when empty), usage, Completed."""
+    delta = (TextDelta(text),) if text else ()
+    return *delta, UsageReport(usage or Usage(3, 0, 2)), Completed(text)
 
 
 class FakeEngine:
