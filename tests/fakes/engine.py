@@ -21,6 +21,7 @@ import tomli_w
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.engines.base import Engine
 from app.gateway import Gateway
 from app.main import create_app
 from app.turn import Completed, TextDelta, Turn, TurnEvent, Usage, UsageReport
@@ -108,7 +109,7 @@ def fake_settings(root: Path, **values: Any) -> Settings:
         "codex_wrapper_profile_dir": root / "profile",
         "codex_data_dir": root / "data",
     }
-    return Settings(_env_file=None, **{**folders, **values})  # type: ignore[arg-type]
+    return Settings(_env_file=None, **{**folders, **values})
 
 
 @dataclass
@@ -127,7 +128,7 @@ class InProcess:
 async def in_process(root: Path, engine: FakeEngine | None = None, **settings: Any) -> AsyncIterator[InProcess]:
     """The real app around a FakeEngine, its lifespan running, and an httpx client that calls it in-process."""
     fake = engine or FakeEngine()
-    app = create_app(fake_settings(root, **settings), engine_factory=lambda _settings: fake)
+    app = create_app(fake_settings(root, **settings), engine_factory=lambda _settings: as_engine(fake))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
@@ -137,3 +138,8 @@ async def in_process(root: Path, engine: FakeEngine | None = None, **settings: A
 def sse_data(body: str) -> list[str]:
     """The `data:` payloads of an SSE body, in order ("[DONE]" included)."""
     return [line.removeprefix("data: ") for line in body.splitlines() if line.startswith("data: ")]
+
+
+def as_engine(engine: FakeEngine) -> Engine:
+    """What create_app is given; mypy checks here that FakeEngine implements the Engine interface."""
+    return engine
