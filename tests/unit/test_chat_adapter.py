@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.turn import Completed, Failed, FailureKind, ReasoningDelta, TextDelta, ToolCall, Usage, UsageReport
-from tests.fakes.engine import FAKE_MODEL, InProcess, answer, in_process, sse_data
+from tests.fakes.engine import FAKE_MODEL, Hold, InProcess, answer, in_process, sse_data
 
 USER = [{"role": "user", "content": "hi"}]
 WEATHER = {
@@ -223,3 +224,24 @@ async def test_a_required_call_is_asked_for_once_more(gw: InProcess) -> None:
     gw.engine.play(*answer("no call")).play(*answer("still none"))
     response = await chat(gw, tools=[WEATHER], tool_choice="required")
     assert response.status_code == 502 and response.json()["error"]["code"] == "tool_call_not_honoured"
+
+
+async def test_ignored_params_are_named_in_a_header(gw: InProcess) -> None:
+    response = await chat(gw, temperature=0.2, seed=7, max_tokens=10)
+    assert response.status_code == 200
+    assert set(response.headers["x-codex-ignored-params"].split(",")) == {"temperature", "seed", "max_tokens"}
+
+
+async def test_a_full_queue_is_a_429_with_retry_after(tmp_path: Path) -> None:
+    hold = Hold()
+    async with in_process(tmp_path, codex_max_parallel_requests=1, codex_max_queue=0) as gw:
+        gw.engine.play(TextDelta("slow"), hold, Completed("slow"))
+        first = asyncio.create_task(chat(gw))
+        try:
+            await hold.reached.wait()  # the only slot is taken
+            response = await chat(gw)
+        finally:
+            hold.release.set()
+        assert response.status_code == 429 and response.headers["retry-after"]
+        assert response.json()["error"]["code"] == "queue_full"
+        assert (await first).json()["choices"][0]["message"]["content"] == "slow"
