@@ -49,6 +49,7 @@ $(PLAYWRIGHT_STAMP): tests/e2e/requirements-browser.txt | $(VENV)/bin/python
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check app tests bench
 	$(VENV)/bin/ruff format --check app tests bench
+	$(VENV)/bin/mypy  # app/ and the FakeEngine, as [tool.mypy] in pyproject.toml sets
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format app tests bench

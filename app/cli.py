@@ -47,7 +47,8 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # then running turns are stopped
+        # then running turns are stopped; uvicorn types it int but hands it to asyncio.wait_for: a float works
+        timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # type: ignore[arg-type]
         http=http_protocol(settings),  # header size and time bounded (app/http_guard.py)
         server_header=False,
     )
@@ -169,7 +170,7 @@ def answers_as_gateway(url: str) -> bool:
     try:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to this machine
         with opener.open(url, timeout=3) as response:
-            return json.loads(response.read(4096)).get("service") == SERVICE
+            return bool(json.loads(response.read(4096)).get("service") == SERVICE)
     except (OSError, ValueError, AttributeError):
         return False
 

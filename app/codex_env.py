@@ -86,8 +86,10 @@ def child_environment(
 
 
 def active_provider_entry(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    profiles = config.get("profiles") if isinstance(config.get("profiles"), dict) else {}
-    profile = profiles.get(str(config.get("profile", ""))) if config.get("profile") else None
+    profiles = config.get("profiles")
+    profile = (
+        profiles.get(str(config.get("profile", ""))) if isinstance(profiles, dict) and config.get("profile") else None
+    )
     name = str((profile or {}).get("model_provider") or config.get("model_provider") or "openai")
     return name, provider_entries(config).get(name, {})
 

@@ -7,7 +7,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +90,7 @@ class Executor:
 
     async def events(
         self, turn: Turn, stats: RequestStats | None = None, background: BackgroundAdmission | None = None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
 
         The engine runs in its own task so the deadline and a client's disconnect (closing this generator)

@@ -72,7 +72,8 @@ class Gateway:
 
 
 def gateway_of(request: Request) -> Gateway:
-    return request.app.state.gateway
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
 
 async def authorized(request: Request) -> Gateway:

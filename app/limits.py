@@ -91,8 +91,9 @@ def codex_limits(raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         return None
     buckets = raw.get("rateLimitsByLimitId")
-    if isinstance(buckets, dict) and isinstance(buckets.get("codex"), dict):
-        return buckets["codex"]
+    codex = buckets.get("codex") if isinstance(buckets, dict) else None
+    if isinstance(codex, dict):
+        return codex
     limits = raw.get("rateLimits")
     if not isinstance(limits, dict) or limits.get("limitId") not in (None, "codex"):
         return None

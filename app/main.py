@@ -6,7 +6,7 @@ import asyncio
 import logging
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from app.turn import Turn
 from app.workspaces import per_user, prepare_workspaces
 
 log = logging.getLogger("codex_wrapper")
+EngineFactory = Callable[[Settings], Engine]  # create_app's seam for in-process tests (tests/fakes/engine.py)
 
 
 def startup_summary(settings: Settings, provider: Provider, codex_home: Path) -> str:
@@ -171,8 +172,10 @@ def setup_logging(level: str) -> None:
     access_log.propagate = False
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage, protocol drift) fails here."""
+def create_app(settings: Settings | None = None, engine_factory: EngineFactory | None = None) -> FastAPI:
+    """Everything that can stop startup (settings, CODEX_HOME, rate-limit storage, protocol drift) fails here.
+    `engine_factory` runs its engine instead of Codex's (in-process tests): then no Codex binary is looked for, so
+    nothing asks Codex for its models, its login or its sandbox."""
     settings = settings or load_settings()
     migrate_profile(settings)
     check_layout(settings, codex_home_path(settings), {})  # before anything is written there
@@ -196,7 +199,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     if not settings.api_keys and not is_loopback_host(settings.host):
         log.warning("listening on %s without PROXY_API_KEY: anyone who can reach it can run Codex", settings.host)
-    binary, env, missing = find_codex(settings, providers.codex_env)
+    if engine_factory is None:
+        binary, env, missing = find_codex(settings, providers.codex_env)
+    else:
+        binary, env, missing = None, providers.codex_env, ""
     store = open_store(settings)
     log.info("response store: %s at %s", store.backend, store.location)
     layout = SandboxLayout.of(settings, codex_home, binary.path if binary else None)
@@ -210,12 +216,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         login = login_watch(settings, binary, env, codex_home) if binary is not None else None
-        catalog, *_ = await asyncio.gather(discover(binary, env, codex_home), *([login.start()] if login else []))
+        discovering = asyncio.create_task(discover(binary, env, codex_home))
+        await asyncio.gather(discovering, *([login.start()] if login else []))
+        catalog = discovering.result()
         await store.health()  # an unreachable store is logged now, not at the first request that needs it
         executor, reading = None, None
+        engine = engine_factory(settings) if engine_factory is not None else None
         if binary is not None:
+            engine = make_engine(settings, binary, env, temp_dir, plan, cgroups)
+        if engine is not None:
             executor = Executor(
-                make_engine(settings, binary, env, temp_dir, plan, cgroups),
+                engine,
                 max_parallel=settings.codex_max_parallel_requests,
                 max_queue=settings.codex_max_queue,
                 queue_timeout=settings.codex_queue_timeout_seconds,
@@ -309,4 +320,10 @@ def _app_or_exit() -> FastAPI:
         raise SystemExit(2) from None
 
 
-app = _app_or_exit()
+def __getattr__(name: str) -> FastAPI:
+    """`app.main:app`, what uvicorn serves, built from the environment when first asked for: importing this module
+    for create_app (in-process tests) starts nothing."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    built = globals()["app"] = _app_or_exit()
+    return built

@@ -183,7 +183,7 @@ def resolve_policy(
     """The one place that decides what Codex may do for a request. `workspace`: the caller's folder of
     CODEX_WORKDIR (own folder with several keys); `layout`: the paths no sandboxed command may read."""
     sandbox = check_ceilings(settings, x_codex)
-    effort = settings.codex_reasoning_effort
+    effort: str = settings.codex_reasoning_effort
     if requested_effort is not None:
         effort = validate_effort(requested_effort, model, effort_param)
     if x_codex.reasoning_effort is not None:

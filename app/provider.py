@@ -115,7 +115,8 @@ class ProviderResolver:
 
 
 def resolve_provider(config: dict[str, Any], env: dict[str, str]) -> Provider:
-    profiles = config.get("profiles") if isinstance(config.get("profiles"), dict) else {}
+    given = config.get("profiles")
+    profiles: dict[str, Any] = given if isinstance(given, dict) else {}
     profile = profiles.get(str(config.get("profile", ""))) if config.get("profile") else None
     name = (profile or {}).get("model_provider") or config.get("model_provider") or "openai"
     name = str(name)
@@ -123,7 +124,8 @@ def resolve_provider(config: dict[str, Any], env: dict[str, str]) -> Provider:
         return Provider(name, env["CODEX_OSS_BASE_URL"])
     if name in BUILTIN_PROVIDERS:
         return Provider(name, BUILTIN_PROVIDERS[name])
-    entries = config.get("model_providers") if isinstance(config.get("model_providers"), dict) else {}
+    given = config.get("model_providers")
+    entries: dict[str, Any] = given if isinstance(given, dict) else {}
     entry = entries.get(name)
     url = entry.get("base_url") if isinstance(entry, dict) else None
     return Provider(name, str(url) if url else None)

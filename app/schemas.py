@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import re2
 from jsonschema import (
@@ -176,7 +176,7 @@ def _safe(base: type[Validator]) -> type[Validator]:
         patternProperties=_timed(_pattern_properties),
         additionalProperties=_timed(_additional_properties),
     )
-    return validators.extend(base, keywords)
+    return cast("type[Validator]", validators.extend(base, keywords))
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def dialect_of(schema: Any) -> Dialect:
 
 
 def _never_retrieve(uri: str) -> Any:
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class: its stubs omit the field
 
 
 OFFLINE: Registry[Any] = Registry(retrieve=_never_retrieve)  # type: ignore[call-arg]  # empty: nothing is fetched
@@ -214,7 +214,7 @@ _META_FORMATS = FormatChecker()
 _META_FORMATS.checkers = {**Draft202012Validator.FORMAT_CHECKER.checkers}
 
 
-@_META_FORMATS.checks("regex", raises=SchemaRefused)
+@_META_FORMATS.checks("regex", raises=SchemaRefused)  # type: ignore[untyped-decorator]  # jsonschema: untyped
 def _is_regex(value: object) -> bool:
     return not isinstance(value, str) or _regex(value) is not None
 
@@ -382,7 +382,7 @@ def check_job(schemas: list[tuple[str, Any]], limits: SchemaLimits) -> tuple[str
 def validate_job(schema: Any, instance: Any, timeout: float) -> Mismatch | None:
     """In a worker: the first way `instance` breaks `schema`, or None."""
     try:
-        return _with_deadline(timeout, lambda: first_error_now(schema, instance))
+        return cast("Mismatch | None", _with_deadline(timeout, lambda: first_error_now(schema, instance)))
     except SchemaTimeout:
         return Mismatch(None, f"checking took longer than {timeout:g} s (CODEX_SCHEMA_TIMEOUT_SECONDS)")
 
@@ -453,7 +453,7 @@ class SchemaChecker:
 
     async def first_error(self, schema: Any, instance: Any) -> Mismatch | None:
         try:
-            return await self._run(validate_job, schema, instance, self.limits.timeout)
+            return cast("Mismatch | None", await self._run(validate_job, schema, instance, self.limits.timeout))
         except BrokenProcessPool:
             return Mismatch(None, "the schema checker stopped while checking it")
         except RecursionError:  # too deep to pickle for a worker

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.api.fields import CHAT_CHECKS, CHAT_IGNORED, CHAT_RULES, obfuscation
@@ -273,7 +273,7 @@ def answer_message(answer: ChatAnswer, rules: ChatRules) -> dict[str, Any]:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)):
+async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway = Depends(authorized)) -> Response:
     extra = body.model_extra or {}
     notes = Notes(check_params(extra))
     if body.stream_options is not None:

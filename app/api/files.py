@@ -60,7 +60,8 @@ def _is_text(media_type: str) -> bool:
 
 def file_part(spec: dict[str, Any], where: str, images_allowed: bool) -> FilePart:
     """A file part's content for the model (`spec` holds file_data / file_id / file_url / filename)."""
-    filename = spec.get("filename") if isinstance(spec.get("filename"), str) else ""
+    given = spec.get("filename")
+    filename: str = given if isinstance(given, str) else ""
     data = spec.get("file_data")
     if not data:
         if spec.get("file_id"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from app.api.fields import RESPONSES_CHECKS, RESPONSES_IGNORED, RESPONSES_RULES
@@ -129,11 +129,15 @@ class ResponseRules:
 
 
 async def stream_events(
-    builder: ResponseBuilder, first: TurnEvent, events: AsyncIterator[TurnEvent], rules: ResponseRules, finish: Any
+    builder: ResponseBuilder,
+    first: TurnEvent,
+    events: AsyncGenerator[TurnEvent, None],
+    rules: ResponseRules,
+    finish: Any,
 ) -> AsyncIterator[bytes]:
     try:
-        for event in builder.start():
-            yield _frame(event)
+        for opening in builder.start():
+            yield _frame(opening)
         event: TurnEvent | None = first
         while event is not None:
             for out in await _render(builder, event, rules):
@@ -172,7 +176,7 @@ async def _render(builder: ResponseBuilder, event: TurnEvent, rules: ResponseRul
 
 
 async def collect(
-    builder: ResponseBuilder, first: TurnEvent, events: AsyncIterator[TurnEvent], rules: ResponseRules
+    builder: ResponseBuilder, first: TurnEvent, events: AsyncGenerator[TurnEvent, None], rules: ResponseRules
 ) -> None:
     event: TurnEvent | None = first
     try:
@@ -186,7 +190,7 @@ async def collect(
 
 
 @router.post("/v1/responses")
-async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)):
+async def create_response(body: ResponsesRequest, request: Request, gateway: Gateway = Depends(authorized)) -> Response:
     extra = body.model_extra or {}
     if body.background and body.store is False:
         raise invalid(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -47,7 +47,7 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     return task.result()
 
 
-async def first_event(request: Request, events: AsyncIterator[TurnEvent]) -> TurnEvent:
+async def first_event(request: Request, events: AsyncGenerator[TurnEvent, None]) -> TurnEvent:
     """The turn's first event; a failure before anything was produced becomes an HTTP error status."""
     try:
         event = await until_disconnect(request, anext(events))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from app.executor import BackgroundAdmission, Executor
 from app.observability import RequestStats
@@ -57,7 +57,7 @@ async def tool_events(
     stats: RequestStats | None,
     schemas: SchemaChecker,
     background: BackgroundAdmission | None = None,
-) -> AsyncIterator[TurnEvent]:
+) -> AsyncGenerator[TurnEvent, None]:
     """The turn's events, its calls checked (see the module's doc); calls come just before Completed.
     `background`: a background turn's admission (see Executor.events)."""
     for attempt in range(1, ATTEMPTS + 1):

@@ -57,7 +57,8 @@ def chat_calls(message: dict[str, Any], index: int) -> list[ToolCall]:
             raise invalid(
                 f"Tool calls of type {kind!r} are not supported at '{at}'.", param=at, code="unsupported_tool_type"
             )
-        function = entry.get("function") if isinstance(entry.get("function"), dict) else {}
+        given = entry.get("function")
+        function: dict[str, Any] = given if isinstance(given, dict) else {}
         name = _string(function.get("name"), f"{at}.function.name")
         calls.append(
             ToolCall(

@@ -65,8 +65,9 @@ def custom_input(arguments: str) -> str:
         value = json.loads(arguments)
     except json.JSONDecodeError:
         return arguments
-    if isinstance(value, dict) and isinstance(value.get(CUSTOM_INPUT), str):
-        return value[CUSTOM_INPUT]
+    given = value.get(CUSTOM_INPUT) if isinstance(value, dict) else None
+    if isinstance(given, str):
+        return given
     return arguments
 
 
@@ -99,7 +100,7 @@ def _custom(raw: dict[str, Any], where: str, namespace: str | None, offered: Off
             param=f"{where}.format",
             code="invalid_value",
         )
-    if kind == "grammar":
+    if kind == "grammar" and isinstance(fmt, dict):
         syntax, definition = fmt.get("syntax"), fmt.get("definition")
         if syntax not in ("lark", "regex") or not isinstance(definition, str):
             raise invalid(

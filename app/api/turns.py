@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,7 +51,7 @@ class Notes:
 class StartedTurn:
     turn: Turn
     first: TurnEvent
-    events: AsyncIterator[TurnEvent]
+    events: AsyncGenerator[TurnEvent, None]
     notes: Notes = field(default_factory=Notes)
 
 
@@ -89,7 +89,7 @@ class PreparedTurn:
     notes: Notes
     schemas: SchemaChecker
 
-    def events(self, background: BackgroundAdmission | None = None) -> AsyncIterator[TurnEvent]:
+    def events(self, background: BackgroundAdmission | None = None) -> AsyncGenerator[TurnEvent, None]:
         if self.turn.tools:
             return tool_events(self.executor, self.turn, self.stats, self.schemas, background)
         return self.executor.events(self.turn, self.stats, background)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from app.api.response_events import ResponseBuilder
@@ -32,8 +32,8 @@ FLUSH_SECONDS = 0.2  # events are written to the store in batches at most this f
 FINAL_WRITE_SECONDS = 10.0  # how long the last write of a run is retried while the store is down
 STOPPED = "The gateway instance running this background response stopped before the response finished."
 
-Render = Callable[[TurnEvent], list[dict[str, Any]]]
-Events = Callable[[BackgroundAdmission], AsyncIterator[TurnEvent]]
+Render = Callable[[TurnEvent], Awaitable[list[dict[str, Any]]]]
+Events = Callable[[BackgroundAdmission], AsyncGenerator[TurnEvent, None]]
 
 
 class Run:
@@ -97,7 +97,7 @@ class Run:
         events = self._events(BackgroundAdmission(self._admitted, self.runs.timeout))
         try:
             async for event in events:
-                self.add(self._render(event))
+                self.add(await self._render(event))
                 if isinstance(event, Completed | Failed):
                     return
         except ApiError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ class AppServerEngine:
         params = {"excludeResetCreditDetails": True}  # a background read: the available count is enough
         return await asyncio.wait_for(worker.session.request("account/rateLimits/read", params), 15)
 
-    async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+    async def run(self, turn: Turn) -> AsyncGenerator[TurnEvent, None]:
         try:
             names = ToolNames(turn.tools)
             params = thread_params(turn)
@@ -110,7 +110,9 @@ class AppServerEngine:
                     raise SessionClosed("the app-server exited")
                 made = calls.feed(message) if calls is not None else None
                 if made is not None and calls is not None:  # the model's response calls client functions: done
-                    for event in (*made, UsageReport(calls.usage), Completed("".join(translator.text))):
+                    text = "".join(translator.text)
+                    ending: tuple[TurnEvent, ...] = (*made, UsageReport(calls.usage), Completed(text))
+                    for event in ending:
                         yield event
                     return
                 for event in translator.feed(message):
@@ -121,11 +123,11 @@ class AppServerEngine:
             yield Failed(FailureKind.CRASHED, "The Codex app-server process exited during the turn.")
         except RpcTimeout as exc:
             finished = True
-            message = (
+            why = (
                 f"The Codex app-server did not answer {exc.method} within {exc.timeout:g} s "
                 "(CODEX_RPC_TIMEOUT_SECONDS); the worker is checked and replaced if it has stopped answering."
             )
-            yield Failed(FailureKind.TIMEOUT, message)
+            yield Failed(FailureKind.TIMEOUT, why)
         except RpcError as exc:
             finished = True
             yield Failed(FailureKind.CRASHED, f"Codex refused the turn: {exc}")

@@ -50,8 +50,8 @@ def split_conversation(
     instructions = "\n\n".join(m.text for m in messages if isinstance(m, Message) and _is_instruction(m) and m.text)
     steps = [m for m in messages if not _is_instruction(m)]
     prompt: Message | None = None
-    if steps and isinstance(steps[-1], Message) and steps[-1].role == "user":
-        prompt = steps.pop()
+    if steps and isinstance(last := steps[-1], Message) and last.role == "user":
+        prompt, steps = last, steps[:-1]
     elif not steps:
         prompt = Message("user", "")
     items = [_item(Message("developer", instructions))] if instructions else []

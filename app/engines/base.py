@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from app.turn import Turn, TurnEvent
@@ -32,6 +32,6 @@ class Engine(Protocol):
         """One line for /ready."""
         ...
 
-    def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+    def run(self, turn: Turn) -> AsyncGenerator[TurnEvent, None]:
         """Events of one turn, ending with Completed or Failed; closing it stops the turn's Codex work."""
         ...

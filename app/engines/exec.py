@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ class ExecEngine:
     def status(self) -> str:
         return "one codex exec per turn"
 
-    async def run(self, turn: Turn) -> AsyncIterator[TurnEvent]:
+    async def run(self, turn: Turn) -> AsyncGenerator[TurnEvent, None]:
         with turn_files(turn, self.temp_dir) as files:
             inner = self._run(turn, files)
             try:
@@ -246,7 +246,7 @@ class ExecEngine:
             finally:
                 await inner.aclose()  # the process is reaped before its files go
 
-    async def _run(self, turn: Turn, files: TurnFiles) -> AsyncIterator[TurnEvent]:
+    async def _run(self, turn: Turn, files: TurnFiles) -> AsyncGenerator[TurnEvent, None]:
         group: Group | None = None
         try:
             group = self.cgroups.group("turn") if self.cgroups else None

@@ -12,7 +12,8 @@ _KINDS["find_in_page"] = "find_in_page"
 
 
 def web_search_event(item: dict[str, Any]) -> WebSearch:
-    raw = item.get("action") if isinstance(item.get("action"), dict) else {}
+    given = item.get("action")
+    raw: dict[str, Any] = given if isinstance(given, dict) else {}
     kind = _KINDS.get(str(raw.get("type")), "search")
     if kind == "search":
         action: dict[str, Any] = {"type": "search", "query": raw.get("query") or item.get("query") or ""}

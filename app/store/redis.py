@@ -20,6 +20,7 @@ from coredis.commands import Script
 from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.exceptions import RedisError
 from coredis.retry import ConstantRetryPolicy
+from coredis.typing import KeyT, ValueT
 
 from app.store.base import (
     ResponseStore,
@@ -120,7 +121,7 @@ class RedisStore(ResponseStore):
     async def _put(self, owner: str, stored: StoredResponse) -> None:
         client, response_id = self._client(), stored.response["id"]
         items = items_of(stored)
-        args: list[str | int] = [
+        args: list[ValueT] = [
             round(self.ttl_seconds * 1000),
             response_id,
             json.dumps(stored.response),
@@ -145,7 +146,7 @@ class RedisStore(ResponseStore):
     async def _delete(self, owner: str, response_id: str) -> bool:
         client = self._client()
         key, prefix = self._key(owner, "response", response_id), self._key(owner, "item")
-        keys = [key, self._key(owner, "events", response_id)]
+        keys: list[KeyT] = [key, self._key(owner, "events", response_id)]
         return bool(await self._scripts["delete"](keys=keys, args=[prefix, response_id], client=client))
 
     async def _find_item(self, owner: str, item_id: str) -> dict[str, Any] | None:
@@ -167,8 +168,8 @@ class RedisStore(ResponseStore):
             await client.hset(run_key, {"instance": begin, "beat": str(time.time()), "cancel": "0"})
             await client.sadd(self._instance_key(begin), [f"{owner} {response_id}"])
         if events:  # before the snapshot: a reader that sees the response ended finds its terminal event
-            args: list[str | int] = [round(self.ttl_seconds * 1000), first, *(json.dumps(event) for event in events)]
-            keys = [self._key(owner, "events", response_id)]
+            args: list[ValueT] = [round(self.ttl_seconds * 1000), first, *(json.dumps(event) for event in events)]
+            keys: list[KeyT] = [self._key(owner, "events", response_id)]
             await self._scripts["append"](keys=keys, args=args, client=client)
         await self._put(owner, stored)
         if end:
@@ -193,13 +194,13 @@ class RedisStore(ResponseStore):
         return RunRecord(instance, float(beat), cancel == "1")
 
     async def _request_cancel(self, owner: str, response_id: str) -> bool:
-        client, keys = self._client(), [self._key(owner, "run", response_id)]
+        client, keys = self._client(), (self._key(owner, "run", response_id),)
         return bool(await self._scripts["cancel"](keys=keys, args=[], client=client))
 
     async def _beat(self, instance: str, runs: list[tuple[str, str]]) -> set[str]:
         client, now, flagged = self._client(), str(time.time()), set()
         for owner, response_id in runs:
-            keys = [self._key(owner, "run", response_id)]
+            keys: list[KeyT] = [self._key(owner, "run", response_id)]
             if await self._scripts["beat"](keys=keys, args=[now], client=client) == 1:
                 flagged.add(response_id)
         return flagged
@@ -219,7 +220,8 @@ class RedisStore(ResponseStore):
             return "answering PING"
         aof = "on" if str(info.get("aof_enabled")) == "1" else "off"
         policy = info.get("maxmemory_policy", "?")
-        facts = f"version {info.get('redis_version', '?')}, appendonly {aof}, maxmemory-policy {policy}"
+        # the client decodes responses (decode_responses=True), but coredis types INFO's values as bytes too
+        facts = f"version {info.get('redis_version', '?')}, appendonly {aof}, maxmemory-policy {policy}"  # type: ignore[str-bytes-safe]
         if str(policy).startswith("allkeys"):
             facts += " (stored responses can be evicted under memory pressure: prefer noeviction or volatile-*)"
         return facts

@@ -53,24 +53,6 @@ def test_stream_chunks_follow_the_openai_format(gateway: RunningGateway, provide
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 9
 
 
-def test_stream_without_include_usage_has_no_usage_chunk(gateway: RunningGateway, provider: FakeProvider) -> None:
-    with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        ) as response,
-    ):
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        lines = [line for line in response.iter_lines() if line]
-    assert lines[-1] == "data: [DONE]"
-    payloads = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
-    assert all(p["choices"] for p in payloads)
-    assert payloads[-1]["choices"][0]["finish_reason"] == "stop"
-
-
 def test_history_and_system_prompt_reach_the_model(gateway: RunningGateway, provider: FakeProvider) -> None:
     marker = provider.script("history", Script(deltas=["ok"]))
     gateway.client().chat.completions.create(
