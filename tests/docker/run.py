@@ -173,6 +173,11 @@ def run_args(service: dict[str, Any], home: Path, port: int, docker: Docker, sec
         args += ["--security-opt", option]
     for capability in service.get("cap_add", []):
         args += ["--cap-add", capability]
+    if service.get("init"):
+        args.append("--init")
+    for key, flag in (("pids_limit", "--pids-limit"), ("mem_limit", "--memory")):
+        if key in service:
+            args += [flag, str(service[key])]
     for name, value in (service.get("environment") or {}).items():
         args += ["-e", f"{name}={interpolate(str(value))}"]
     for volume in service["volumes"]:
