@@ -10,10 +10,17 @@ from typing import Any
 
 from app.codex_cli import CodexBinary
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
-from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
+from app.engines.app_server_turn import (
+    TurnTranslator,
+    gateway_reads_project_doc,
+    split_conversation,
+    thread_params,
+    turn_params,
+)
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
 from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
 from app.engines.spare_threads import SpareThreads
+from app.project_docs import instructions_message, read_project_doc
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 
@@ -96,6 +103,11 @@ class AppServerEngine:
                 thread_id = str((await session.request("thread/start", params))["thread"]["id"])
             queue = session.subscribe(thread_id, (TOOL_CALL_REQUEST,) if turn.tools else ())
             history, prompt = split_conversation(turn.messages, names)
+            if gateway_reads_project_doc(turn):
+                policy = turn.policy
+                doc = await asyncio.to_thread(read_project_doc, policy.cwd, policy.denied)
+                if doc is not None:
+                    history.insert(0, instructions_message(policy.cwd, doc))
             if history:
                 await session.request("thread/inject_items", {"threadId": thread_id, "items": history})
             started = await session.request("turn/start", turn_params(thread_id, prompt, turn))
@@ -129,8 +141,10 @@ class AppServerEngine:
             yield Failed(FailureKind.CRASHED, f"Codex refused the turn: {exc}")
         finally:
             worker.active -= 1
-            if thread_id is not None:
-                self.spares.fill(session, params)  # after the turn, not beside it: two cores are few
+            if thread_id is not None:  # after the turn, and not beside the worker's other turns: two cores are few
+                self.spares.refill(session, params, busy=worker.active > 0)
+            if worker.active == 0:
+                self.spares.idle(session)
                 task = asyncio.create_task(self._release(session, thread_id, None if finished else turn_id))
                 self._cleanups.add(task)
                 task.add_done_callback(self._cleanups.discard)
