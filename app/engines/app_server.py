@@ -141,8 +141,8 @@ class AppServerEngine:
             yield Failed(FailureKind.CRASHED, f"Codex refused the turn: {exc}")
         finally:
             worker.active -= 1
-            if thread_id is not None:  # after the turn, and not beside the worker's other turns: two cores are few
-                self.spares.refill(session, params, busy=worker.active > 0)
+            if thread_id is not None:  # after the turn; a costly one (under a profile) not beside other turns
+                self.spares.refill(session, params, busy=worker.active > 0 and "permissions" in params)
             if worker.active == 0:
                 self.spares.idle(session)
                 task = asyncio.create_task(self._release(session, thread_id, None if finished else turn_id))
