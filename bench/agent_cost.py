@@ -56,12 +56,18 @@ def ask(client: httpx.Client, base_url: str, mode: str, prompt: str = "b") -> No
     client.post(f"{base_url}/v1/chat/completions", json=body).raise_for_status()
 
 
-def run(mode: str, root: Path, base_url: str, requests: int) -> dict[str, float]:
-    home = write_codex_home(root / f"{mode}-home", base_url)
+# `agent-unsandboxed`: agent mode without any profile or sandbox (danger-full-access), for its floor.
+EXTRA = {"agent-unsandboxed": {"CODEX_SANDBOX_MODE": "danger-full-access", "CODEX_ALLOW_DANGER_FULL_ACCESS": "1"}}
+
+
+def run(name: str, root: Path, base_url: str, requests: int) -> dict[str, float]:
+    mode = name.split("-")[0]
+    home = write_codex_home(root / f"{name}-home", base_url)
     settings = {"CODEX_APP_SERVER_WORKERS": "1", "CODEX_MAX_PARALLEL_REQUESTS": "8", "CODEX_MAX_QUEUE": "64"}
+    settings.update(EXTRA.get(name, {}))
     figures: dict[str, float] = {}
     with (
-        run_gateway(home, root / "work", root / f"{mode}.log", CODEX_MODE=mode, **settings) as gateway,
+        run_gateway(home, root / "work", root / f"{name}.log", CODEX_MODE=mode, **settings) as gateway,
         httpx.Client(timeout=60) as client,
     ):
         (worker,) = app_server_workers(home)
@@ -72,13 +78,13 @@ def run(mode: str, root: Path, base_url: str, requests: int) -> dict[str, float]
         start = time.perf_counter()
         for _ in range(requests):
             ask(client, gateway.base_url, mode)
-        figures["seq s/req"] = (time.perf_counter() - start) / requests
+        figures["seq ms/req"] = (time.perf_counter() - start) * 1000 / requests
         figures["cpu ms/req"] = (settled_cpu(worker) - before) * 1000 / requests
         hits, misses = spares(gateway.base_url)
         figures["seq spare misses"] = misses - misses0
         figures["seq requests"] = hits + misses - hits0 - misses0
         if shutil.which("strace"):
-            figures.update(launches(worker, client, gateway.base_url, mode, root, max(5, requests // 4)))
+            figures.update(launches(worker, client, gateway.base_url, name, root, max(5, requests // 4)))
         hits0, misses0 = spares(gateway.base_url)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda _: ask(client, gateway.base_url, mode, "bench SCRIPT:paced"), range(requests * 2)))
@@ -88,9 +94,10 @@ def run(mode: str, root: Path, base_url: str, requests: int) -> dict[str, float]
     return figures
 
 
-def launches(worker: int, client: httpx.Client, base_url: str, mode: str, root: Path, n: int) -> dict[str, float]:
+def launches(worker: int, client: httpx.Client, base_url: str, name: str, root: Path, n: int) -> dict[str, float]:
     """Programs the worker starts per request (thread/start of its refill included), counted with strace."""
-    out = root / f"{mode}-strace.txt"
+    mode = name.split("-")[0]
+    out = root / f"{name}-strace.txt"
     tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(out), "-p", str(worker)])
     try:
         time.sleep(1.0)  # strace attaches asynchronously
@@ -109,7 +116,8 @@ def launches(worker: int, client: httpx.Client, base_url: str, mode: str, root: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--modes", default="agent,chat")
+    parser.add_argument("--modes", default="agent,chat,agent-unsandboxed")
+    parser.add_argument("--keep", type=Path, help="copy the strace logs here")
     args = parser.parse_args()
     provider = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.serve", "default=20x0", "paced=20x0.01"],
@@ -125,14 +133,17 @@ def main() -> None:
             root = Path(tmp)
             (root / "work").mkdir()
             (root / "work" / "AGENTS.md").write_text("Answer briefly.\n")
-            for mode in args.modes.split(","):
-                rows[mode] = run(mode, root, base_url, args.requests)
+            for name in args.modes.split(","):
+                rows[name] = run(name, root, base_url, args.requests)
+            if args.keep:
+                for log in root.glob("*-strace.txt"):
+                    shutil.copy(log, args.keep)
     finally:
         provider.communicate(b"")
     keys = list(next(iter(rows.values())))
-    print(f"{'mode':<8}" + "".join(f"{k:>18}" for k in keys))
-    for mode, figures in rows.items():
-        print(f"{mode:<8}" + "".join(f"{figures.get(k, float('nan')):18.3f}" for k in keys))
+    print(f"{'mode':<18}" + "".join(f"{k:>17}" for k in keys))
+    for name, figures in rows.items():
+        print(f"{name:<18}" + "".join(f"{figures.get(k, float('nan')):17.1f}" for k in keys))
     print("1 app-server worker; cpu: the worker and its reaped children per request, spare refill included;")
     print("execs/fs-helpers: programs the worker started per request (strace); spare misses of that many requests")
 
