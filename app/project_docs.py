@@ -28,7 +28,10 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _open_checked(path: Path, cwd: Path, denied: tuple[Path, ...]) -> int | None:
-    """An open descriptor of `path` if what it opens is a plain file the turn may see; None if absent or refused."""
+    """An open descriptor of `path` if what it opens is a plain file the turn may see; None if absent or refused.
+    Checked before the open too, so nothing outside is ever opened unless it was swapped in meanwhile."""
+    if not _allowed(path, Path(os.path.realpath(path)), cwd, denied, path.is_file(), 1):
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # a FIFO must not block
     except FileNotFoundError:
@@ -39,22 +42,30 @@ def _open_checked(path: Path, cwd: Path, denied: tuple[Path, ...]) -> int | None
     try:
         info = os.fstat(fd)
         real = Path(os.readlink(f"/proc/self/fd/{fd}"))  # the file opened, whatever the name pointed at meanwhile
-        reason = ""
-        if not stat.S_ISREG(info.st_mode):
-            reason = "not a regular file"
-        elif not _inside(real, cwd):
-            reason = f"it resolves outside the working directory, to {real}"
-        elif any(_inside(real, d) for d in denied):
-            reason = f"it resolves into a denied path, {real}"
-        elif info.st_nlink > 1:
-            reason = "it has other hard links"
-        if not reason:
+        if _allowed(path, real, cwd, denied, stat.S_ISREG(info.st_mode), info.st_nlink):
             return fd
-        log.warning("AGENTS.md skipped, not read: %s (%s)", path, reason)
     except OSError as exc:
         log.warning("AGENTS.md skipped: %s (%s)", path, exc.strerror or exc)
     os.close(fd)
     return None
+
+
+def _allowed(path: Path, real: Path, cwd: Path, denied: tuple[Path, ...], regular: bool, links: int) -> bool:
+    """Whether `path`, resolving to `real`, may be read; a refusal is logged (an absent file is not)."""
+    reason = ""
+    if not _inside(real, cwd):
+        reason = f"it resolves outside the working directory, to {real}"
+    elif any(_inside(real, d) for d in denied):
+        reason = f"it resolves into a denied path, {real}"
+    elif not regular:
+        if not os.path.lexists(path):
+            return False
+        reason = "not a regular file"
+    elif links > 1:
+        reason = "it has other hard links"
+    if reason:
+        log.warning("AGENTS.md skipped, not read: %s (%s)", path, reason)
+    return not reason
 
 
 def read_project_doc(cwd: Path, denied: tuple[str, ...], max_bytes: int = MAX_BYTES) -> str | None:

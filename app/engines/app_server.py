@@ -143,11 +143,11 @@ class AppServerEngine:
             worker.active -= 1
             if thread_id is not None:  # after the turn; a costly one (under a profile) not beside other turns
                 self.spares.refill(session, params, busy=worker.active > 0 and "permissions" in params)
-            if worker.active == 0:
-                self.spares.idle(session)
                 task = asyncio.create_task(self._release(session, thread_id, None if finished else turn_id))
                 self._cleanups.add(task)
                 task.add_done_callback(self._cleanups.discard)
+            if worker.active == 0:
+                self.spares.idle(session)
 
     @staticmethod
     async def _release(session: RpcSession, thread_id: str, interrupt_turn: str | None) -> None:
