@@ -1,16 +1,13 @@
-"""The gateway's own AGENTS.md read (app/project_docs.py) on a real filesystem, and when spare threads are refilled."""
+"""The gateway's own AGENTS.md read (app/project_docs.py) on a real filesystem."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from app.engines.app_server_turn import gateway_reads_project_doc, thread_params
-from app.engines.spare_threads import SpareThreads
 from app.project_docs import instructions_message, read_project_doc
 from app.turn import Message, RunPolicy, Turn
 
@@ -79,36 +76,3 @@ def test_codex_discovery_is_off_exactly_when_the_gateway_reads(mode: str, sandbo
     turn = Turn("m", (Message("user", "q"),), RunPolicy(sandbox, "high", False, Path("/w"), mode=mode))
     assert gateway_reads_project_doc(turn) is gateway_reads
     assert ("project_doc_max_bytes" in thread_params(turn)["config"]) is gateway_reads
-
-
-class FakeSession:
-    """An RpcSession answering thread/start (only what SpareThreads uses)."""
-
-    def __init__(self) -> None:
-        self.closed = asyncio.Event()
-        self.started: asyncio.Queue[str] = asyncio.Queue()
-        self.count = 0
-
-    async def request(self, method: str, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        self.count += method == "thread/start"
-        self.started.put_nowait(f"t{self.count}")
-        return {"thread": {"id": f"t{self.count}"}}
-
-
-async def test_a_refill_waits_for_an_idle_worker_or_the_cap() -> None:
-    spares, session = SpareThreads(depth=1, refill_cap=0.2), FakeSession()
-    spares.refill(session, {"a": 1}, busy=True)  # type: ignore[arg-type]
-    await asyncio.sleep(0)
-    assert session.count == 0
-    spares.idle(session)  # type: ignore[arg-type]
-    assert await asyncio.wait_for(session.started.get(), 5) == "t1"
-    await asyncio.sleep(0)  # the spare is stored once thread/start has answered
-    assert spares.take(session, {"a": 1}) == "t1"  # type: ignore[arg-type]
-    spares.refill(session, {"a": 1}, busy=True)  # type: ignore[arg-type]
-    loop = asyncio.get_running_loop()
-    asked = loop.time()
-    assert await asyncio.wait_for(session.started.get(), 5) == "t2"  # the worker stayed busy: started at the cap
-    assert loop.time() - asked >= 0.2
-    spares.refill(session, {"b": 1}, busy=False)  # type: ignore[arg-type]
-    assert await asyncio.wait_for(session.started.get(), 5) == "t3"
-    await spares.stop()
