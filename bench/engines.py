@@ -2,7 +2,8 @@
 
 Run by hand: `make bench`. Prints a table; asserts nothing. The floor is a warm `codex app-server` driven
 directly (a fresh thread per request, released before the next), started with the same arguments as the
-gateway's workers. Within a mode every target is up at once and requests go round-robin, one at a time, so
+gateway's workers and given the same thread parameters, but for the permission profile: in agent mode it runs
+Codex's plain read-only sandbox. Within a mode every target is up at once and requests go round-robin, one at a time, so
 each target is measured under the same machine load; throughput is measured one target after another.
 """
 
@@ -19,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,6 +31,7 @@ from app.engines.app_server_turn import thread_params, turn_params
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST
 from app.engines.refusals import refuse
 from app.engines.rpc import RpcSession
+from app.project_docs import DISCOVERY_OFF
 from app.turn import Message, RunPolicy, ToolSpec, Turn
 from bench.latency import time_exec
 from tests.harness import (
@@ -138,6 +141,18 @@ def gateway_target(name: str, mode: str, home: Path, base_url: str, pid: int, cl
     return Target(name, mode, home, call, stream, pid, tool_trip=tool_trip)
 
 
+def floor_params(turn: Turn) -> dict[str, Any]:
+    """The gateway's thread parameters without its permission profile (and what comes with it): the floor is a
+    bare app-server, with Codex's plain read-only sandbox and its own AGENTS.md discovery."""
+    params = thread_params(turn)
+    if params.pop("permissions", None) is not None:
+        params["sandbox"] = turn.policy.sandbox
+        params["config"] = {
+            k: v for k, v in params["config"].items() if not k.startswith("permissions.") and k not in DISCOVERY_OFF
+        }
+    return params
+
+
 async def floor_target(mode: str, home: Path, codex: CodexBinary, workdir: Path) -> tuple[Target, Callable]:
     env = {**clean_environment(CODEX_HOME=str(home)), **codex.extra_env}
     proc = await asyncio.create_subprocess_exec(
@@ -153,7 +168,7 @@ async def floor_target(mode: str, home: Path, codex: CodexBinary, workdir: Path)
 
     async def turn_once(prompt: str) -> tuple[float, float, int]:
         start, first, deltas = time.perf_counter(), 0.0, 0
-        thread_id = (await session.request("thread/start", thread_params(turn)))["thread"]["id"]
+        thread_id = (await session.request("thread/start", floor_params(turn)))["thread"]["id"]
         queue = session.subscribe(thread_id)
         await session.request("turn/start", turn_params(thread_id, Message("user", prompt), turn))
         while (message := await queue.get()) is not None and message.get("method") != "turn/completed":
@@ -171,7 +186,7 @@ async def floor_target(mode: str, home: Path, codex: CodexBinary, workdir: Path)
     async def tool_trip() -> None:
         """The same loop on one app-server turn: the turn waits for the call's answer, then goes on."""
         tools_turn = Turn(FAKE_MODEL, (Message("user", TOOL_PROMPT),), turn.policy, tools=(TOOL,))
-        thread_id = (await session.request("thread/start", thread_params(tools_turn)))["thread"]["id"]
+        thread_id = (await session.request("thread/start", floor_params(tools_turn)))["thread"]["id"]
         queue = session.subscribe(thread_id, (TOOL_CALL_REQUEST,))
         await session.request("turn/start", turn_params(thread_id, Message("user", TOOL_PROMPT), tools_turn))
         while (message := await queue.get()) is not None and message.get("method") != "turn/completed":

@@ -11,10 +11,17 @@ from typing import Any
 from app.codex_cli import CodexBinary
 from app.command_limits import Cgroups
 from app.engines.app_server_pool import AppServerPool, PoolUnavailable
-from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
+from app.engines.app_server_turn import (
+    TurnTranslator,
+    gateway_reads_project_doc,
+    split_conversation,
+    thread_params,
+    turn_params,
+)
 from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
 from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
 from app.engines.spare_threads import SpareThreads
+from app.project_docs import instructions_message, read_project_doc
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 
@@ -98,6 +105,11 @@ class AppServerEngine:
                 thread_id = str((await session.request("thread/start", params))["thread"]["id"])
             queue = session.subscribe(thread_id, (TOOL_CALL_REQUEST,) if turn.tools else ())
             history, prompt = split_conversation(turn.messages, names)
+            if gateway_reads_project_doc(turn):
+                policy = turn.policy
+                doc = await asyncio.to_thread(read_project_doc, policy.cwd, policy.denied)
+                if doc is not None:
+                    history.insert(0, instructions_message(policy.cwd, doc))
             if history:
                 await session.request("thread/inject_items", {"threadId": thread_id, "items": history})
             started = await session.request("turn/start", turn_params(thread_id, prompt, turn))
@@ -133,11 +145,13 @@ class AppServerEngine:
             yield Failed(FailureKind.CRASHED, f"Codex refused the turn: {exc}")
         finally:
             worker.active -= 1
-            if thread_id is not None:
-                self.spares.fill(session, params)  # after the turn, not beside it: two cores are few
+            if thread_id is not None:  # after the turn; a costly one (under a profile) not beside other turns
+                self.spares.refill(session, params, busy=worker.active > 0 and "permissions" in params)
                 task = asyncio.create_task(self._release(session, thread_id, None if finished else turn_id))
                 self._cleanups.add(task)
                 task.add_done_callback(self._cleanups.discard)
+            if worker.active == 0:
+                self.spares.idle(session)
 
     @staticmethod
     async def _release(session: RpcSession, thread_id: str, interrupt_turn: str | None) -> None:

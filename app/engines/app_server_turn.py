@@ -8,6 +8,7 @@ from app.engines.dynamic_tools import ToolNames, history_item, tool_thread_param
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
 from app.permissions import PROFILE_ID, turn_profile
+from app.project_docs import DISCOVERY_OFF
 from app.turn import (
     Completed,
     Failed,
@@ -83,6 +84,7 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     else:  # a permission profile replaces `sandbox` (the two do not combine)
         params["permissions"] = PROFILE_ID
         config[f"permissions.{PROFILE_ID}"] = profile
+        config.update(DISCOVERY_OFF)  # the gateway reads AGENTS.md (gateway_reads_project_doc)
     if policy.mode == "chat":
         config.update(CHAT_CONFIG)
         params.update(environments=[], dynamicTools=[], baseInstructions=CHAT_BASE_INSTRUCTIONS)
@@ -91,6 +93,12 @@ def thread_params(turn: Turn) -> dict[str, Any]:
     params.update(tool_thread_params(turn, ToolNames(turn.tools)))
     params["config"] = config
     return params
+
+
+def gateway_reads_project_doc(turn: Turn) -> bool:
+    """Whether the gateway, not Codex, reads the turn's AGENTS.md: under a permission profile each of Codex's
+    checks is a sandboxed helper launch (app/project_docs.py)."""
+    return turn_profile(turn.policy) is not None
 
 
 def turn_params(thread_id: str, prompt: Message | None, turn: Turn) -> dict[str, Any]:

@@ -13,14 +13,21 @@ from app.engines.rpc import RpcError, RpcSession, SessionClosed
 log = logging.getLogger("codex_wrapper")
 
 
+# A refill waits for its worker to have no turn running, at most this long: an agent thread/start costs ~0.1 s of
+# CPU, which, started beside running turns, slowed them and the next request (measured in docs/BENCHMARKS.md).
+REFILL_CAP = 0.5
+
+
 class SpareThreads:
     """Threads started ahead of requests, `depth` per (worker session, thread parameters), so a request skips
     thread/start; two deep, so back-to-back requests still find one while its successor starts. The most
     recent `max_shapes` parameter sets are kept; older spares are released."""
 
-    def __init__(self, depth: int = 2, max_shapes: int = 16) -> None:
+    def __init__(self, depth: int = 2, max_shapes: int = 16, refill_cap: float = REFILL_CAP) -> None:
         self.depth = depth
         self.max_shapes = max_shapes
+        self.refill_cap = refill_cap
+        self._deferred: dict[tuple[int, str], tuple[RpcSession, dict[str, Any], asyncio.TimerHandle]] = {}
         self._spares: dict[tuple[int, str], list[str]] = {}
         self._sessions: dict[tuple[int, str], RpcSession] = {}
         self._starting: dict[tuple[int, str], int] = {}
@@ -58,6 +65,33 @@ class SpareThreads:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def refill(self, session: RpcSession, params: dict[str, Any], busy: bool) -> None:
+        """After a turn: `fill` at once when no turn runs on the worker (`busy` false), else once none does
+        (`idle`) or `refill_cap` seconds have passed, whichever comes first."""
+        if not busy:
+            self.fill(session, params)
+            return
+        key = self.key(session, params)
+        if key not in self._deferred:
+            handle = asyncio.get_running_loop().call_later(self.refill_cap, self._refill, key)
+            self._deferred[key] = (session, params, handle)
+
+    def idle(self, session: RpcSession) -> None:
+        """No turn runs on this worker now: start its deferred refills."""
+        for key in [key for key, entry in self._deferred.items() if entry[0] is session]:
+            self._refill(key)
+
+    def _refill(self, key: tuple[int, str]) -> None:
+        entry = self._deferred.pop(key, None)
+        if entry is not None:
+            entry[2].cancel()
+            self.fill(entry[0], entry[1])
+
+    def _cancel_deferred(self) -> None:
+        for _, _, handle in self._deferred.values():
+            handle.cancel()
+        self._deferred.clear()
+
     async def _start(self, session: RpcSession, params: dict[str, Any], key: tuple[int, str]) -> None:
         try:
             thread = await session.request("thread/start", params)
@@ -80,11 +114,13 @@ class SpareThreads:
 
     def forget(self) -> None:
         """Drop every spare (their workers were replaced)."""
+        self._cancel_deferred()
         self._spares.clear()
         self._sessions.clear()
         self._starting.clear()
 
     async def stop(self) -> None:
+        self._cancel_deferred()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
