@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -71,7 +72,7 @@ class Run:
     def add(self, events: list[dict[str, Any]]) -> None:
         if not events:
             return
-        self.events.extend(events)
+        self.events.extend(copy.deepcopy(events))  # as they are now: the builder goes on changing its items
         self._dirty.set()
         self._wake.set()
         self._wake = asyncio.Event()
