@@ -11,10 +11,10 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.codex.plan_limits import PlanLimits
 from app.engines.base import Engine
 from app.errors import ApiError
-from app.limits import PlanLimits
-from app.observability import RequestStats
+from app.metrics import RequestStats
 from app.turn import TERMINAL, Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 log = logging.getLogger("codex_wrapper")

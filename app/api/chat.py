@@ -17,14 +17,14 @@ from app.api.files import file_part
 from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
 from app.api.params import check_extras
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
+from app.api.text_guard import TextCheckedRoute
 from app.api.tool_history import chat_calls, chat_output, check_pairs
 from app.api.tools import chat_call_deltas, chat_tool_call, chat_tools
-from app.api.turns import Notes, StartedTurn, check_schemas, precheck, start_turn
+from app.api.turn_start import Notes, StartedTurn, check_schemas, precheck, start_turn
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
-from app.images import ImageRef, MessageDraft, materialize
+from app.images.fetch import ImageRef, MessageDraft, materialize
 from app.schemas import SchemaChecker
-from app.text_guard import TextCheckedRoute
 from app.turn import Completed, Failed, ReasoningDelta, TextDelta, ToolCall, ToolOutput, TurnEvent, Usage, UsageReport
 
 router = APIRouter(route_class=TextCheckedRoute)

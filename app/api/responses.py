@@ -18,19 +18,19 @@ from app.api.params import check_extras
 from app.api.response_events import ResponseBuilder
 from app.api.response_input import expand_references, to_messages
 from app.api.streaming import SSE_HEADERS, until_disconnect
+from app.api.text_guard import TextCheckedRoute
 from app.api.tool_history import check_pairs
 from app.api.tools import ToolRequest, responses_tool_object, responses_tools
-from app.api.turns import Notes, check_schemas, precheck, prepare_turn, start_turn
+from app.api.turn_start import Notes, check_schemas, precheck, prepare_turn, start_turn
 from app.api.web_search import search_includes
 from app.auth import bearer_token
 from app.background.follow import follow, sse
 from app.background.runs import ACTIVE
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
-from app.images import materialize
+from app.images.fetch import materialize
 from app.schemas import SchemaChecker
 from app.store import ResponseStore, StoredResponse
-from app.text_guard import TextCheckedRoute
 from app.turn import (
     Completed,
     Failed,

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncGenerator
 
 from app.executor import BackgroundAdmission, Executor
-from app.observability import RequestStats
+from app.metrics import RequestStats
 from app.schemas import SchemaChecker
 from app.turn import Completed, Failed, FailureKind, TextDelta, ToolCall, Turn, TurnEvent
 

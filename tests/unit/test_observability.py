@@ -1,4 +1,4 @@
-"""app/observability.py's ASGI middlewares driven directly: BodyLimit, RequestObserver, ShutdownAnswer."""
+"""app/metrics.py's ASGI middlewares driven directly: BodyLimit, RequestObserver, ShutdownAnswer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from app.observability import BodyLimit, RequestObserver, RequestStats, ShutdownAnswer
+from app.metrics import BodyLimit, RequestObserver, RequestStats, ShutdownAnswer
 
 
 def http_scope(headers: dict[str, str] | None = None, path: str = "/v1/chat/completions") -> dict[str, Any]:

@@ -4,7 +4,7 @@ Fed by every app-server worker's `account/rateLimits/updated` (the backend's x-c
 by `account/rateLimits/read` (a ChatGPT login only), and by turns that fail with usageLimitExceeded (both engines;
 `codex exec --json` reports no limits otherwise). While a limit is known to be reached, turns are refused at once
 (429 usage_limit_reached, Retry-After) until the reset, except one probe a minute that reaches the model, so an
-early reset or bought credits are noticed. With a shared store (app/limits_shared.py) every instance sees one state.
+early reset or bought credits are noticed. With a shared store (plan_limits_shared.py) every instance sees one state.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def limit_error(until: float, now: float, known: bool = True) -> ApiError:
 
 
 class SharedState(Protocol):
-    """Where several instances keep one state (app/limits_shared.py)."""
+    """Where several instances keep one state (app/codex/plan_limits_shared.py)."""
 
     async def load(self) -> Snapshot | None: ...
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.codex_cli import CodexBinary
+from app.codex.binary import CodexBinary
 from app.config import Settings
-from app.engines.app_server_pool import Worker
-from app.engines.rpc import RpcError, SessionClosed
+from app.engines.app_server.pool import Worker
+from app.engines.app_server.rpc import RpcError, SessionClosed
 from app.errors import ApiError
 
 log = logging.getLogger("codex_wrapper")
@@ -72,7 +72,7 @@ async def read_login(
         return Login(False, None, f"cannot ask Codex whether it is logged in: {str(exc) or type(exc).__name__}")
     finally:
         await worker.terminate()
-    return login  # CODEX_API_KEY is no login here: no credential reaches Codex's environment (app/codex_env.py)
+    return login  # CODEX_API_KEY is no login here: no credential reaches Codex's environment (app/codex/env.py)
 
 
 Stamp = tuple[tuple[int, int, int] | None, ...]

@@ -19,10 +19,10 @@ import re
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app.codex.provider import is_loopback_host
 from app.config import Settings
 from app.errors import ApiError
-from app.observability import send_error
-from app.provider import is_loopback_host
+from app.metrics import send_error
 
 log = logging.getLogger("codex_wrapper")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")

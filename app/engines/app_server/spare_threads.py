@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any
 
-from app.engines.rpc import RpcError, RpcSession, SessionClosed
+from app.engines.app_server.rpc import RpcError, RpcSession, SessionClosed
 
 log = logging.getLogger("codex_wrapper")
 

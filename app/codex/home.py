@@ -69,7 +69,7 @@ def _build_isolated(home: Path, user_home: Path, overrides: dict[str, Path]) -> 
     auth, link = user_home / "auth.json", home / "auth.json"
     if link.is_symlink() or link.exists():
         link.unlink()
-    link.symlink_to(auth)  # also before the login: once `codex login` writes it, Codex finds it (app/login.py)
+    link.symlink_to(auth)  # also before the login: once `codex login` writes it, Codex finds it (app/codex/login.py)
     for _, _, target in OVERRIDES:
         if target in overrides:
             atomic_write(home / target, overrides[target].read_bytes())

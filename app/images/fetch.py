@@ -9,7 +9,7 @@ fetched CODEX_IMAGE_FETCHES_PER_REQUEST at a time, and the whole server fetches 
 time: a small request cannot make the gateway fetch without end, nor hold more than its share in memory.
 
 Codex decodes every image it is given, so a few hundred KB of PNG can stand for gigabytes of pixels (a decompression
-bomb). Every image's dimensions are read from its header (app/image_size.py, in a worker thread), and an image above
+bomb). Every image's dimensions are read from its header (app/images/size.py, in a worker thread), and an image above
 CODEX_MAX_IMAGE_PIXELS, or a request whose images pass CODEX_MAX_IMAGE_PIXELS_PER_REQUEST together, is a 400; so is
 an image whose header cannot be read.
 """
@@ -29,7 +29,7 @@ import httpx
 
 from app.config import Settings
 from app.errors import ApiError, invalid
-from app.image_size import UnreadableImage, read_header
+from app.images.size import UnreadableImage, read_header
 from app.turn import Item, Message, ToolCall, ToolOutput
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")

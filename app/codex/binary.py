@@ -1,4 +1,4 @@
-"""Finding the Codex binary and its version (the environment its processes get: app/codex_env.py)."""
+"""Finding the Codex binary and its version (the environment its processes get: app/codex/env.py)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,17 @@ import logging
 import signal
 from pathlib import Path
 
-from app.codex_cli import CodexBinary, end_group, kill_group
-from app.command_limits import Cgroups, Group
-from app.engines.refusals import refuse
-from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
+from app.codex.binary import CodexBinary, end_group, kill_group
+from app.codex.command_limits import Cgroups, Group
+from app.engines.app_server.refusals import refuse
+from app.engines.app_server.rpc import (
+    DEFAULT_TIMEOUT,
+    NotificationHandler,
+    RpcError,
+    RpcSession,
+    RpcTimeout,
+    SessionClosed,
+)
 
 log = logging.getLogger("codex_wrapper")
 _LINE_LIMIT = 64 * 1024 * 1024

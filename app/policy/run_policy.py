@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.catalog import ModelInfo
+from app.codex.catalog import ModelInfo
+from app.codex.provider import ProviderResolver
 from app.config import MODES, SANDBOX_MODES, ConfigError, Settings
 from app.errors import ApiError, invalid
-from app.permissions import SandboxLayout
-from app.provider import ProviderResolver
+from app.policy.permissions import SandboxLayout
 from app.turn import RunPolicy
 
 X_CODEX_FIELDS = ("sandbox", "network_access", "reasoning_effort", "hide_reasoning", "cwd", "mode")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.codex_cli import CodexBinary, kill_group
+from app.codex.binary import CodexBinary, kill_group
 from app.errors import ApiError
 
 log = logging.getLogger("codex_wrapper")

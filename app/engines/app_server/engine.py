@@ -8,20 +8,27 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from app.codex_cli import CodexBinary
-from app.command_limits import Cgroups
-from app.engines.app_server_pool import AppServerPool, PoolUnavailable
-from app.engines.app_server_turn import (
+from app.codex.binary import CodexBinary
+from app.codex.command_limits import Cgroups
+from app.engines.app_server.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
+from app.engines.app_server.pool import AppServerPool, PoolUnavailable
+from app.engines.app_server.rpc import (
+    DEFAULT_TIMEOUT,
+    NotificationHandler,
+    RpcError,
+    RpcSession,
+    RpcTimeout,
+    SessionClosed,
+)
+from app.engines.app_server.spare_threads import SpareThreads
+from app.engines.app_server.translate import (
     TurnTranslator,
     gateway_reads_project_doc,
     split_conversation,
     thread_params,
     turn_params,
 )
-from app.engines.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
-from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcSession, RpcTimeout, SessionClosed
-from app.engines.spare_threads import SpareThreads
-from app.project_docs import instructions_message, read_project_doc
+from app.policy.project_docs import instructions_message, read_project_doc
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 

@@ -87,7 +87,7 @@ class GatewayCollector:
 
 
 def plan_metrics(plan: dict[str, Any] | None) -> Iterator[Metric]:
-    """The ChatGPT plan's windows as Codex last reported them (app/limits.py), and refusals while one is used up."""
+    """The ChatGPT plan's windows Codex last reported (app/codex/plan_limits.py), and refusals while one is used up."""
     used = GaugeMetricFamily("codex_wrapper_plan_used_percent", "Percent of the plan's window used", labels=["window"])
     reset = GaugeMetricFamily(
         "codex_wrapper_plan_reset_seconds", "Seconds until the plan's window resets", labels=["window"]

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.codex_cli import CodexBinary, kill_group
+from app.codex.binary import CodexBinary, kill_group
 
 _SCRIPT = 'echo sandbox-probe-ran; touch "$1" 2>/dev/null && echo sandbox-probe-wrote; exit 0'
 NAMESPACES_FIX = (

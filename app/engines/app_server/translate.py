@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.engines.dynamic_tools import ToolNames, history_item, tool_thread_params
+from app.engines.app_server.dynamic_tools import ToolNames, history_item, tool_thread_params
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
-from app.permissions import PROFILE_ID, turn_profile
-from app.project_docs import DISCOVERY_OFF
+from app.policy.permissions import PROFILE_ID, turn_profile
+from app.policy.project_docs import DISCOVERY_OFF
 from app.turn import (
     Completed,
     Failed,
@@ -97,7 +97,7 @@ def thread_params(turn: Turn) -> dict[str, Any]:
 
 def gateway_reads_project_doc(turn: Turn) -> bool:
     """Whether the gateway, not Codex, reads the turn's AGENTS.md: under a permission profile each of Codex's
-    checks is a sandboxed helper launch (app/project_docs.py)."""
+    checks is a sandboxed helper launch (app/policy/project_docs.py)."""
     return turn_profile(turn.policy) is not None
 
 

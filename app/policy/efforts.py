@@ -7,7 +7,7 @@ Codex's catalog says which efforts each model supports. An effort the model lack
 
 from __future__ import annotations
 
-from app.catalog import ModelInfo
+from app.codex.catalog import ModelInfo
 from app.config import REASONING_EFFORTS
 from app.errors import invalid
 

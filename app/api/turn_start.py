@@ -15,16 +15,16 @@ from app.api.tool_contract import tool_events
 from app.api.tools import ToolRequest, must_call_instruction
 from app.api.web_search import web_search_mode
 from app.auth import bearer_token
-from app.catalog import ModelInfo
-from app.efforts import checked_verbosity, supported_effort
+from app.codex.catalog import ModelInfo
 from app.errors import ApiError, invalid
 from app.executor import BackgroundAdmission, Executor
 from app.gateway import Gateway
-from app.observability import RequestStats
-from app.policy import check_ceilings, parse_x_codex, resolve_policy
+from app.metrics import RequestStats
+from app.policy.efforts import checked_verbosity, supported_effort
+from app.policy.run_policy import check_ceilings, parse_x_codex, resolve_policy
+from app.policy.workspaces import user_workspace
 from app.schemas import RefusedAt, SchemaChecker
 from app.turn import Item, Message, ToolCall, ToolOutput, Turn, TurnEvent
-from app.workspaces import user_workspace
 
 IGNORED_HEADER = "x-codex-ignored-params"
 ADJUSTED_HEADER = "x-codex-adjusted-params"

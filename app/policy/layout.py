@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.codex_home import OVERRIDES, codex_home_path
+from app.codex.home import OVERRIDES, codex_home_path
 from app.config import REPO_ROOT, ConfigError, Settings
-from app.permissions import env_file_path
+from app.policy.permissions import env_file_path
 
 log = logging.getLogger("codex_wrapper")
 OLD_PROFILE_DIR = REPO_ROOT / "workspace" / "codex_profile"  # the default before the profile left the workspace

@@ -17,8 +17,8 @@ from pathlib import Path
 import coredis
 from coredis.tokens import PureToken
 
+from app.codex.plan_limits import PlanLimits, Snapshot
 from app.config import Settings
-from app.limits import PlanLimits, Snapshot
 
 PREFIX = "codex-wrapper:plan-limits"
 

@@ -8,7 +8,7 @@ it and cannot leave it (the sandbox sees /sys read-only); what is left in a grou
 exited is ended with it. A fork bomb or a memory hog thus exhausts its own group
 only: the turns of other workers (other users) go on. Where the gateway cannot create cgroups (a container's
 read-only /sys/fs/cgroup), startup says so once and the container's limits (compose's pids_limit, mem_limit) are
-the bound. Command CPU time is further bounded by CODEX_TIMEOUT: a turn's commands end with it (app/reaper.py).
+the bound. Command CPU time is further bounded by CODEX_TIMEOUT: a turn's commands end with it (app/codex/reaper.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.codex_cli import CodexBinary
+from app.codex.binary import CodexBinary
 
 CLIENT_METHODS = {
     "initialize",

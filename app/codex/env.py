@@ -5,7 +5,7 @@ Codex's sandbox launcher, which carries Codex's environment). So nothing in it m
 names below, CODEX_ENV_ALLOWLIST, and CODEX_HOME; never a gateway setting, a CODEX_ENV_DENYLIST name, a proxy URL
 with a password, or a credential (OPENAI_API_KEY, CODEX_API_KEY, any provider's `env_key`). Codex reads its
 credentials from the CODEX_HOME it runs with instead (auth.json, or `experimental_bearer_token` of a provider entry
-in config.toml), which every turn is denied (app/permissions.py).
+in config.toml), which every turn is denied (app/policy/permissions.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.codex.provider import read_config
 from app.config import ConfigError, Settings
-from app.provider import read_config
 
 log = logging.getLogger("codex_wrapper")
 

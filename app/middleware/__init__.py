@@ -1,0 +1,1 @@
+"""The ASGI middlewares and HTTP guards, one module each."""
