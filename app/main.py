@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from app.api import chat, health, limits, models, responses
+from app.api.errors import install_error_handlers
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.background.runs import BackgroundRuns
@@ -34,12 +35,15 @@ from app.engines.app_server.engine import AppServerEngine
 from app.engines.app_server.protocol import ProtocolDrift, check_protocol
 from app.engines.base import Engine
 from app.engines.exec import ExecEngine
-from app.errors import ApiError, install_error_handlers
+from app.errors import ApiError
 from app.executor import Executor
 from app.gateway import Gateway
 from app.images.fetch import ImageFetcher
-from app.metrics import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
+from app.metrics import Metrics
+from app.middleware.body_limit import BodyLimit
 from app.middleware.hosts import HostAllowList, allowed_hosts
+from app.middleware.request_log import RequestObserver, access_log
+from app.middleware.shutdown import ShutdownAnswer
 from app.policy.layout import check_layout, migrate_profile, private_temp_dir
 from app.policy.permissions import SandboxLayout
 from app.policy.run_policy import XCodex, operator_network, resolve_policy
@@ -149,12 +153,11 @@ def make_engine(
 def gateway_state(app: FastAPI) -> dict[str, Any]:
     gateway: Gateway | None = getattr(app.state, "gateway", None)
     executor = gateway.executor if gateway else None
-    pool = getattr(executor.engine, "pool", None) if executor else None
     return {
         "waiting": executor.waiting + executor.background_waiting if executor else 0,
         "running": executor.running if executor else 0,
         "background": len(gateway.background.local) if gateway and gateway.background else 0,
-        "restarts": pool.restarts if pool else 0,
+        "restarts": executor.engine.restarts() if executor else 0,
         "failures": dict(executor.failures) if executor else {},
         "store_up": gateway.store.up if gateway else True,
         "store_write_failures": gateway.store.write_failures if gateway else 0,

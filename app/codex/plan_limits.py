@@ -162,7 +162,7 @@ def limit_failure(until: float, now: float, known: bool = True) -> Failed:
 
 def limit_error(until: float, now: float, known: bool = True) -> ApiError:
     failed = limit_failure(until, now, known)
-    return failure_error(failed.kind.value, failed.message, failed.retry_at, now)
+    return failure_error(failed.kind, failed.message, failed.retry_at, now)
 
 
 class SharedState(Protocol):

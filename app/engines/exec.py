@@ -19,6 +19,7 @@ import tomli_w
 
 from app.codex.binary import CodexBinary, end_group, kill_group
 from app.codex.command_limits import Cgroups, Group
+from app.engines.base import Engine
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
 from app.images.fetch import decode_data_url
@@ -200,7 +201,7 @@ class ExecEventParser:
         return []
 
 
-class ExecEngine:
+class ExecEngine(Engine):
     name = "exec"
     client_tools = False  # `codex exec` cannot hand a function call back to its caller
 

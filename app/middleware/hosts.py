@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.codex.provider import is_loopback_host
 from app.config import Settings
 from app.errors import ApiError
-from app.metrics import send_error
+from app.middleware.reply import send_error
 
 log = logging.getLogger("codex_wrapper")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")

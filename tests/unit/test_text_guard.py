@@ -8,8 +8,8 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
+from app.api.errors import install_error_handlers
 from app.api.text_guard import TextCheckedRoute, bad_text_at
-from app.errors import install_error_handlers
 
 
 def client() -> TestClient:

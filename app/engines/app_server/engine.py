@@ -28,11 +28,12 @@ from app.engines.app_server.translate import (
     thread_params,
     turn_params,
 )
+from app.engines.base import Engine
 from app.policy.project_docs import instructions_message, read_project_doc
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 
-class AppServerEngine:
+class AppServerEngine(Engine):
     name = "app-server"
     client_tools = True
 
@@ -80,6 +81,9 @@ class AppServerEngine:
 
     def ready(self) -> bool:
         return self.pool.healthy() > 0
+
+    def restarts(self) -> int:
+        return self.pool.restarts
 
     async def read_rate_limits(self) -> dict[str, Any] | None:
         """account/rateLimits/read on a ready worker (RpcError unless Codex has a ChatGPT login); None if none is."""

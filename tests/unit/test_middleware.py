@@ -1,4 +1,4 @@
-"""app/metrics.py's ASGI middlewares driven directly: BodyLimit, RequestObserver, ShutdownAnswer."""
+"""app/middleware/ driven directly: BodyLimit, RequestObserver, ShutdownAnswer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from app.metrics import BodyLimit, RequestObserver, RequestStats, ShutdownAnswer
+from app.middleware.body_limit import BodyLimit
+from app.middleware.request_log import RequestObserver, RequestStats
+from app.middleware.shutdown import ShutdownAnswer
 
 
 def http_scope(headers: dict[str, str] | None = None, path: str = "/v1/chat/completions") -> dict[str, Any]:
