@@ -1,4 +1,5 @@
-"""What both endpoints do to start a turn: model, policy, admission, and the first event."""
+"""What both endpoints do to start a turn, in one pass: the request resolved once (`resolve_request`), the Turn
+built and checked (`prepare_turn`), then admitted (`admit`) up to its first event."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ from app.codex.catalog import ModelInfo
 from app.errors import ApiError, invalid
 from app.executor import BackgroundAdmission, Executor
 from app.gateway import Gateway
-from app.metrics import RequestStats
+from app.middleware.request_log import RequestStats
 from app.policy.efforts import checked_verbosity, supported_effort
-from app.policy.run_policy import check_ceilings, parse_x_codex, resolve_policy
+from app.policy.run_policy import XCodex, check_ceilings, parse_x_codex, resolve_policy
 from app.policy.workspaces import user_workspace
 from app.schemas import RefusedAt, SchemaChecker
-from app.turn import Item, Message, ToolCall, ToolOutput, Turn, TurnEvent
+from app.turn import Failed, FailureKind, Item, Message, ToolCall, ToolOutput, Turn, TurnEvent
 
 IGNORED_HEADER = "x-codex-ignored-params"
 ADJUSTED_HEADER = "x-codex-adjusted-params"
@@ -79,9 +80,42 @@ def _verbosity(value: str | None, model: ModelInfo, param: str, notes: Notes) ->
     return value
 
 
+@dataclass(frozen=True)
+class TurnRequest:
+    """What a request asks of its turn, resolved once, before anything costly (`resolve_request`: x_codex checked
+    against the server's ceilings, the model or alias found, the verbosity checked, the login there); the endpoint
+    adds what it reads later (`dataclasses.replace`): effort, reasoning summary, output format, tools."""
+
+    model: ModelInfo
+    alias_effort: str | None  # the effort a `"<model> <effort>"` alias names
+    x_codex: XCodex
+    verbosity: str | None = None
+    verbosity_param: str = "verbosity"
+    effort: str | None = None
+    effort_param: str = "reasoning_effort"
+    reasoning_summary: str | None = None
+    output: OutputFormat = field(default_factory=OutputFormat)
+    tools: ToolRequest = field(default_factory=ToolRequest)
+
+
+async def resolve_request(
+    gateway: Gateway, model_name: str, x_codex: Any, verbosity: str | None = None, verbosity_param: str = "verbosity"
+) -> TurnRequest:
+    """The cheap checks, run before work that costs (fetching images) so bad requests fail fast; then whether Codex
+    is logged in (every endpoint that starts a turn calls this first)."""
+    checked = parse_x_codex(x_codex)
+    check_ceilings(gateway.settings, checked)
+    model, alias_effort = gateway.catalog.resolve(model_name)
+    if verbosity is not None:
+        checked_verbosity(verbosity, verbosity_param)
+    await gateway.require_login()
+    return TurnRequest(model, alias_effort, checked, verbosity, verbosity_param)
+
+
 @dataclass
 class PreparedTurn:
-    """A turn resolved and checked but not admitted yet: `events()` runs it (`background`: see app/background)."""
+    """A turn resolved and checked but not admitted yet: `events()` admits and runs it (`background`: see
+    app/background)."""
 
     turn: Turn
     executor: Executor
@@ -90,65 +124,55 @@ class PreparedTurn:
     schemas: SchemaChecker
 
     def events(self, background: BackgroundAdmission | None = None) -> AsyncGenerator[TurnEvent, None]:
+        def attempt() -> AsyncGenerator[TurnEvent, None]:
+            return self.executor.events(self.turn, self.stats, background)
+
         if self.turn.tools:
-            return tool_events(self.executor, self.turn, self.stats, self.schemas, background)
-        return self.executor.events(self.turn, self.stats, background)
+            return self._contract_noted(tool_events(attempt, self.turn, self.schemas))
+        return attempt()
+
+    async def _contract_noted(self, events: AsyncGenerator[TurnEvent, None]) -> AsyncGenerator[TurnEvent, None]:
+        """A broken contract counted like the executor's failures (metrics, the request's log line)."""
+        try:
+            async for event in events:
+                if isinstance(event, Failed) and event.kind is FailureKind.BROKEN_CONTRACT:
+                    self.executor.note(event, self.stats)
+                yield event
+        finally:
+            await events.aclose()
 
 
-async def start_turn(
-    gateway: Gateway,
-    request: Request,
-    model_name: str,
-    messages: tuple[Item, ...],
-    x_codex: Any,
-    **options: Any,
-) -> StartedTurn:
-    """prepare_turn, admit the turn, and wait for its first event (a failure before it is an HTTP error status:
-    4xx from validation, 429 from admission, 5xx from Codex)."""
-    prepared = prepare_turn(gateway, request, model_name, messages, x_codex, **options)
+async def admit(request: Request, prepared: PreparedTurn) -> StartedTurn:
+    """Admit the prepared turn and wait for its first event (a failure before it is an HTTP error status: 429
+    from admission, 5xx from Codex)."""
     events = prepared.events()
     return StartedTurn(prepared.turn, await first_event(request, events), events, prepared.notes)
 
 
 def prepare_turn(
-    gateway: Gateway,
-    request: Request,
-    model_name: str,
-    messages: tuple[Item, ...],
-    x_codex: Any,
-    *,
-    requested_effort: str | None = None,
-    effort_param: str = "reasoning_effort",
-    reasoning_summary: str | None = None,
-    output: OutputFormat = OutputFormat(),
-    tools: ToolRequest = ToolRequest(),
-    verbosity: str | None = None,
-    verbosity_param: str = "verbosity",
-    notes: Notes | None = None,
+    gateway: Gateway, request: Request, asked: TurnRequest, messages: tuple[Item, ...], notes: Notes
 ) -> PreparedTurn:
-    """Resolve model and policy and check the turn (4xx, or 503 without Codex or its sandbox). `notes` (the
+    """Policy and the Turn from the resolved request (4xx, or 503 without Codex or its sandbox). `notes` (the
     endpoint's, with what it ignored already) gains what the model cannot take as asked."""
-    notes = notes if notes is not None else Notes()
-    checked = parse_x_codex(x_codex)
-    model, alias_effort = gateway.catalog.resolve(model_name)
-    requested = _effort(requested_effort, model, effort_param, notes)
+    model, checked, tools = asked.model, asked.x_codex, asked.tools
+    requested = _effort(asked.effort, model, asked.effort_param, notes)
     if checked.reasoning_effort is not None:
         mapped = _effort(checked.reasoning_effort, model, "x_codex.reasoning_effort", notes)
         checked = replace(checked, reasoning_effort=mapped)
-    effort = requested if requested_effort is not None else alias_effort
+    effort = requested if asked.effort is not None else asked.alias_effort
     policy = resolve_policy(
         gateway.settings,
         gateway.providers,
         model,
         checked,
         requested_effort=effort,
-        effort_param=effort_param,
-        reasoning_summary=reasoning_summary,
+        effort_param=asked.effort_param,
+        reasoning_summary=asked.reasoning_summary,
         workspace=user_workspace(gateway.settings, bearer_token(request)),
         layout=gateway.layout,
     )
     check_input_size(messages)
-    if output.kind == "json_object":
+    if asked.output.kind == "json_object":
         messages = (*messages, Message("developer", JSON_OBJECT_INSTRUCTION))
     if instruction := must_call_instruction(tools):
         messages = (*messages, instruction)
@@ -156,11 +180,11 @@ def prepare_turn(
         model=model.id,
         messages=messages,
         policy=policy,
-        output_schema=output.schema,
+        output_schema=asked.output.schema,
         tools=tools.offered,
         tool_choice=tools.choice,
         parallel_tool_calls=tools.parallel and not tools.legacy,
-        verbosity=_verbosity(verbosity, model, verbosity_param, notes),
+        verbosity=_verbosity(asked.verbosity, model, asked.verbosity_param, notes),
         web_search=web_search_mode(tools.web_search, gateway.settings, policy, notes.ignored, notes.adjusted),
     )
     executor = gateway.require_codex()
@@ -186,18 +210,6 @@ async def check_schemas(gateway: Gateway, output: OutputFormat, tools: ToolReque
     except RefusedAt as refused:
         message = f"Invalid JSON Schema in '{refused.param}': {refused.reason}."
         raise invalid(message, param=refused.param, code=refused.code) from None
-
-
-async def precheck(
-    gateway: Gateway, model_name: str, x_codex: Any, verbosity: str | None = None, verbosity_param: str = "verbosity"
-) -> None:
-    """The cheap checks of start_turn, run before work that costs (fetching images) so bad requests fail fast;
-    then whether Codex is logged in (every endpoint that starts a turn calls this first)."""
-    check_ceilings(gateway.settings, parse_x_codex(x_codex))
-    gateway.catalog.resolve(model_name)
-    if verbosity is not None:
-        checked_verbosity(verbosity, verbosity_param)
-    await gateway.require_login()
 
 
 def item_size(item: Item) -> int:
