@@ -18,19 +18,11 @@ from typing import Any
 
 from app.codex.home import OVERRIDES, codex_home_path
 from app.config import REPO_ROOT, ConfigError, Settings
+from app.policy.paths import inside
 from app.policy.permissions import env_file_path
 
 log = logging.getLogger("codex_wrapper")
 OLD_PROFILE_DIR = REPO_ROOT / "workspace" / "codex_profile"  # the default before the profile left the workspace
-
-
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
-
-
-def _inside(path: Path, root: Path) -> bool:
-    path, root = _real(path), _real(root)
-    return path == root or path.is_relative_to(root)
 
 
 def writable_roots(settings: Settings, config: dict[str, Any]) -> list[tuple[str, Path]]:
@@ -71,9 +63,9 @@ def check_layout(settings: Settings, codex_home: Path, config: dict[str, Any]) -
     roots = writable_roots(settings, config)
     for name, path in protected_paths(settings, codex_home):
         for root_name, root in roots:
-            if root_name in SHARED_TEMP and _inside(path, REPO_ROOT):
+            if root_name in SHARED_TEMP and inside(path, REPO_ROOT):
                 continue
-            if _inside(path, root):
+            if inside(path, root):
                 raise ConfigError(
                     f"{name} ({path}) lies inside {root_name} ({root}), which Codex's sandbox can write: "
                     "move one of them (nothing Codex can write may configure Codex)"
@@ -82,7 +74,7 @@ def check_layout(settings: Settings, codex_home: Path, config: dict[str, Any]) -
     hidden += [("CODEX_DENY_READ", path) for path in settings.codex_deny_read]
     for name, path in hidden:
         for root_name, root in roots[: 1 + len(settings.codex_allowed_roots)]:
-            if _inside(root, path):
+            if inside(root, path):
                 raise ConfigError(
                     f"{root_name} ({root}) lies inside {name} ({path}): move it out (Codex's sandbox may not "
                     f"read {name}, and could write there)"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import REPO_ROOT, Settings
+from app.policy.paths import inside
 from app.turn import RunPolicy
 
 PROFILE_ID = "codex-wrapper"
@@ -32,17 +33,14 @@ def env_file_path() -> Path:
     return Path(os.environ.get("CODEX_ENV_FILE", ".env")).expanduser().resolve()
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
-
-
 def deny_except(root: Path, keep: list[Path]) -> list[Path]:
     """`root`, or when some `keep` path lies inside it, each entry of `root` that holds no kept path (recursively).
 
     Codex's sandbox re-exposes only writable children of a denied folder, so a readable child is kept by denying
-    its siblings instead.
+    its siblings instead. The walk compares paths as written (the sandbox mounts them by name); a link on the way is
+    resolved on its own (`inside`).
     """
-    inner = [k for k in keep if _inside(k, root)]
+    inner = [k for k in keep if k.is_relative_to(root)]
     if not inner:
         return [root]
     if root in inner:
@@ -53,11 +51,11 @@ def deny_except(root: Path, keep: list[Path]) -> list[Path]:
         return []
     denied: list[Path] = []
     for entry in entries:
-        if any(_inside(k, entry) for k in inner):
+        if any(k.is_relative_to(entry) for k in inner):
             denied += deny_except(entry, inner)
         elif entry.is_symlink():  # the sandbox cannot mount over a link: deny what it points to, unless that is kept
             target = Path(os.path.realpath(entry))
-            if target.exists() and not any(_inside(Path(os.path.realpath(k)), target) for k in inner):
+            if target.exists() and not any(inside(k, target) for k in inner):
                 denied.append(target)
         else:
             denied.append(entry)
@@ -102,7 +100,7 @@ def outermost(paths: list[Path]) -> list[Path]:
     folder)."""
     kept: list[Path] = []
     for path in sorted(set(paths), key=lambda p: (len(p.parts), str(p))):
-        if not any(_inside(path, outer) for outer in kept):
+        if not any(path.is_relative_to(outer) for outer in kept):  # by name, as the sandbox mounts them
             kept.append(path)
     return kept
 

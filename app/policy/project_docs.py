@@ -15,16 +15,14 @@ import os
 import stat
 from pathlib import Path
 
+from app.policy.paths import inside
+
 log = logging.getLogger("codex_wrapper")
 
 NAMES = ("AGENTS.override.md", "AGENTS.md")  # Codex's order: the first that is a file wins
 MAX_BYTES = 32 * 1024  # Codex's default project_doc_max_bytes
 # What turns Codex's own discovery off (its read and every check before it).
 DISCOVERY_OFF: dict[str, int] = {"project_doc_max_bytes": 0}
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
 
 
 def _open_checked(path: Path, cwd: Path, denied: tuple[Path, ...]) -> int | None:
@@ -53,9 +51,9 @@ def _open_checked(path: Path, cwd: Path, denied: tuple[Path, ...]) -> int | None
 def _allowed(path: Path, real: Path, cwd: Path, denied: tuple[Path, ...], regular: bool, links: int) -> bool:
     """Whether `path`, resolving to `real`, may be read; a refusal is logged (an absent file is not)."""
     reason = ""
-    if not _inside(real, cwd):
+    if not inside(real, cwd):
         reason = f"it resolves outside the working directory, to {real}"
-    elif any(_inside(real, d) for d in denied):
+    elif any(inside(real, d) for d in denied):
         reason = f"it resolves into a denied path, {real}"
     elif not regular:
         if not os.path.lexists(path):
