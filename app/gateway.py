@@ -18,7 +18,7 @@ from app.codex.sandbox_probe import NOT_PROBED, SandboxStatus
 from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
-from app.images.fetch import ImageFetcher
+from app.images import ImageFetcher
 from app.policy.permissions import SandboxLayout
 from app.schemas import SchemaChecker, SchemaLimits
 from app.store import ResponseStore

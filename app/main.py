@@ -38,7 +38,7 @@ from app.engines.exec import ExecEngine
 from app.errors import ApiError
 from app.executor import Executor
 from app.gateway import Gateway
-from app.images.fetch import ImageFetcher
+from app.images import ImageFetcher
 from app.metrics import Metrics
 from app.middleware.body_limit import BodyLimit
 from app.middleware.hosts import HostAllowList, allowed_hosts

@@ -22,7 +22,7 @@ from app.api.tools import chat_tools
 from app.api.turn_start import Notes, StartedTurn, admit, check_schemas, prepare_turn, resolve_request
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
-from app.images.fetch import ImageRef, MessageDraft, materialize
+from app.images import ImageRef, MessageDraft, materialize
 from app.turn import FailureKind, ToolCall, ToolOutput, TurnEvent
 
 router = APIRouter(route_class=TextCheckedRoute)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from app.errors import ApiError, invalid
-from app.images.fetch import IMAGE_TYPES, ImageRef
+from app.images import IMAGE_TYPES, ImageRef
 
 TEXT_TYPES = (
     "application/json", "application/ld+json", "application/x-ndjson", "application/xml", "application/yaml",

@@ -26,7 +26,7 @@ from app.api.files import file_part
 from app.api.response_events import new_id
 from app.api.tool_history import listed, responses_item
 from app.errors import ApiError, invalid
-from app.images.fetch import ImageRef, MessageDraft
+from app.images import ImageRef, MessageDraft
 from app.store import ResponseStore
 from app.turn import ToolCall, ToolOutput
 

@@ -28,7 +28,7 @@ from app.background.follow import follow, sse
 from app.background.runs import ACTIVE
 from app.errors import ApiError, invalid
 from app.gateway import Gateway, authorized
-from app.images.fetch import materialize
+from app.images import materialize
 from app.schemas import SchemaChecker
 from app.store import ResponseStore, StoredResponse
 from app.turn import (

@@ -22,7 +22,7 @@ from app.codex.command_limits import Cgroups, Group
 from app.engines.base import Engine
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
-from app.images.fetch import decode_data_url
+from app.images import decode_data_url
 from app.policy.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,

@@ -6,7 +6,7 @@ import pytest
 
 from app.api.chat import check_params, to_messages
 from app.errors import ApiError
-from app.images.fetch import MessageDraft
+from app.images import MessageDraft
 
 
 def test_sampling_fields_are_reported_not_refused() -> None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from app.errors import ApiError
-from app.images.fetch import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
+from app.images import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
 from app.images.size import UnreadableImage, read_header, webp_canvas
 
 

@@ -12,7 +12,7 @@ from app.api.chat import to_messages as chat_messages
 from app.api.files import file_part
 from app.api.response_input import expand_references, item_type, to_messages
 from app.errors import ApiError
-from app.images.fetch import ImageRef, MessageDraft
+from app.images import ImageRef, MessageDraft
 from app.turn import ToolCall
 
 

@@ -15,7 +15,7 @@ from app.codex.provider import is_loopback_url
 from app.config import ConfigError, Settings
 from app.engines.exec import toml_value
 from app.errors import ApiError
-from app.images.fetch import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
+from app.images import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
 from app.middleware.hosts import LOOPBACK_NAMES, allowed_hosts, host_allowed, host_name
 from app.policy import layout
 from app.policy.permissions import SandboxLayout, deny_except, outermost, permission_profile
