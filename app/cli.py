@@ -18,22 +18,22 @@ from pathlib import Path
 import uvicorn
 
 from app.api.health import SERVICE
-from app.codex_cli import CodexBinary, CodexMissing, codex_note, is_tested, locate_codex, probe_version
-from app.codex_env import check_credentials, child_environment
-from app.codex_home import isolated_home_dir
+from app.codex.binary import CodexBinary, CodexMissing, codex_note, is_tested, locate_codex, probe_version
+from app.codex.env import check_credentials, child_environment
+from app.codex.home import isolated_home_dir
+from app.codex.login import not_logged_in, read_login
+from app.codex.plan_limits import SOURCE_READ, PlanLimits, Snapshot, iso, summary
+from app.codex.plan_limits_shared import shared_state
+from app.codex.provider import ProviderResolver, read_config
+from app.codex.sandbox_probe import probe_sandbox
 from app.config import ConfigError, Settings, load_settings
 from app.effective import lines as effective_lines
-from app.engines.app_server_pool import Worker
-from app.engines.protocol import ProtocolDrift, check_protocol
-from app.engines.rpc import RpcError, SessionClosed
+from app.engines.app_server.pool import Worker
+from app.engines.app_server.protocol import ProtocolDrift, check_protocol
+from app.engines.app_server.rpc import RpcError, SessionClosed
 from app.healthcheck import ready_url
-from app.http_guard import http_protocol
-from app.layout import check_layout
-from app.limits import SOURCE_READ, PlanLimits, Snapshot, iso, summary
-from app.limits_shared import shared_state
-from app.login import not_logged_in, read_login
-from app.provider import ProviderResolver, read_config
-from app.sandbox import probe_sandbox
+from app.middleware.hosts import http_protocol
+from app.policy.layout import check_layout
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
 from app.store.exposure import check_store_exposure
 
@@ -49,7 +49,7 @@ def serve(settings: Settings) -> int:
         access_log=False,
         # then running turns are stopped; uvicorn types it int but hands it to asyncio.wait_for: a float works
         timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # type: ignore[arg-type]
-        http=http_protocol(settings),  # header size and time bounded (app/http_guard.py)
+        http=http_protocol(settings),  # header size and time bounded (app/middleware/hosts.py)
         server_header=False,
     )
     return 0
@@ -77,7 +77,7 @@ def check_codex(settings: Settings, home: Path) -> Check:
 
 
 def check_login(settings: Settings, home: Path) -> Check:
-    """Asked of Codex itself, as at startup (app/login.py): the same line when there is none."""
+    """Asked of Codex itself, as at startup (app/codex/login.py): the same line when there is none."""
     try:
         located = locate_codex(settings)
     except CodexMissing:

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     codex_mode: Literal["agent", "chat"] = "agent"
     codex_timeout: float = Field(120.0, gt=0)
     codex_max_parallel_requests: int = Field(2, ge=1)
-    codex_command_max_processes: int = Field(512, ge=0)  # per Codex process and its commands (app/command_limits.py)
+    codex_command_max_processes: int = Field(512, ge=0)  # per Codex process and its commands (codex/command_limits.py)
     codex_command_max_memory_mb: int = Field(2048, ge=0)
     codex_command_max_cpus: float = Field(1.0, ge=0)
     codex_max_queue: int = Field(32, ge=0)

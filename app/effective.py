@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from app.codex_cli import CodexMissing, locate_codex
-from app.codex_home import isolated_home_dir
+from app.codex.binary import CodexMissing, locate_codex
+from app.codex.home import isolated_home_dir
 from app.config import Settings
-from app.http_guard import allowed_hosts
+from app.middleware.hosts import allowed_hosts
 from app.store import masked_url, sqlite_path
 
 HEADER = "# codex-wrapper: the effective settings (environment, env file and defaults); usable as an env file"

@@ -9,16 +9,25 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from app.codex.plan_limits import PlanLimits
 from app.engines.base import Engine
 from app.errors import ApiError
-from app.limits import PlanLimits
-from app.observability import RequestStats
 from app.turn import TERMINAL, Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 log = logging.getLogger("codex_wrapper")
 _END = object()
+
+
+class TurnStats(Protocol):
+    """What the executor records of a turn on its request's log record (app/middleware/request_log.py's
+    RequestStats fits it): the executor knows no HTTP."""
+
+    queue_wait_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class Executor:
             )
 
     async def events(
-        self, turn: Turn, stats: RequestStats | None = None, background: BackgroundAdmission | None = None
+        self, turn: Turn, stats: TurnStats | None = None, background: BackgroundAdmission | None = None
     ) -> AsyncGenerator[TurnEvent, None]:
         """Admit the turn (429 raised from the first step), run it, end with one Completed or Failed.
 
@@ -164,7 +173,7 @@ class Executor:
             self.plan.turn_worked(started)
         return event
 
-    def note(self, event: object, stats: RequestStats | None) -> Any:
+    def note(self, event: object, stats: TurnStats | None) -> Any:
         """Count failures; put tokens and failures on the request's stats."""
         if isinstance(event, Failed):
             self.failures[event.kind.value] += 1

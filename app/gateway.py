@@ -10,16 +10,16 @@ from fastapi import Request
 
 from app.auth import RateLimiter, caller_key, check_api_key
 from app.background.runs import BackgroundRuns
-from app.catalog import Catalog
-from app.codex_cli import CodexBinary
+from app.codex.binary import CodexBinary
+from app.codex.catalog import Catalog
+from app.codex.login import LoginWatch
+from app.codex.provider import ProviderResolver
+from app.codex.sandbox_probe import NOT_PROBED, SandboxStatus
 from app.config import Settings
 from app.errors import ApiError
 from app.executor import Executor
 from app.images import ImageFetcher
-from app.login import LoginWatch
-from app.permissions import SandboxLayout
-from app.provider import ProviderResolver
-from app.sandbox import NOT_PROBED, SandboxStatus
+from app.policy.permissions import SandboxLayout
 from app.schemas import SchemaChecker, SchemaLimits
 from app.store import ResponseStore
 from app.turn import RunPolicy

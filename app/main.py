@@ -15,38 +15,42 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from app.api import chat, health, limits, models, responses
+from app.api.errors import install_error_handlers
 from app.api.streaming import ClientGone
 from app.auth import RateLimiter
 from app.background.runs import BackgroundRuns
-from app.catalog import Catalog, discover
-from app.codex_cli import CodexBinary, CodexMissing, codex_note, locate_codex, probe_version
-from app.codex_env import check_credentials, child_environment
-from app.codex_home import codex_home_path, prepare_codex_home
-from app.command_limits import Cgroups, open_cgroups
+from app.codex.binary import CodexBinary, CodexMissing, codex_note, locate_codex, probe_version
+from app.codex.catalog import Catalog, discover
+from app.codex.command_limits import Cgroups, open_cgroups
+from app.codex.env import check_credentials, child_environment
+from app.codex.home import codex_home_path, prepare_codex_home
+from app.codex.login import LoginWatch, not_logged_in, read_login
+from app.codex.plan_limits import PlanLimits
+from app.codex.plan_limits_shared import plan_limits
+from app.codex.provider import Provider, ProviderResolver, is_loopback_host, read_config
+from app.codex.reaper import end_leftovers
+from app.codex.sandbox_probe import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.config import ConfigError, Settings, load_settings
-from app.engines.app_server import AppServerEngine
+from app.engines.app_server.engine import AppServerEngine
+from app.engines.app_server.protocol import ProtocolDrift, check_protocol
 from app.engines.base import Engine
 from app.engines.exec import ExecEngine
-from app.engines.protocol import ProtocolDrift, check_protocol
-from app.errors import ApiError, install_error_handlers
+from app.errors import ApiError
 from app.executor import Executor
 from app.gateway import Gateway
-from app.http_guard import HostAllowList, allowed_hosts
 from app.images import ImageFetcher
-from app.layout import check_layout, migrate_profile, private_temp_dir
-from app.limits import PlanLimits
-from app.limits_shared import plan_limits
-from app.login import LoginWatch, not_logged_in, read_login
-from app.observability import BodyLimit, Metrics, RequestObserver, ShutdownAnswer, access_log
-from app.permissions import SandboxLayout
-from app.policy import XCodex, operator_network, resolve_policy
-from app.provider import Provider, ProviderResolver, is_loopback_host, read_config
-from app.reaper import end_leftovers
-from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
+from app.metrics import Metrics
+from app.middleware.body_limit import BodyLimit
+from app.middleware.hosts import HostAllowList, allowed_hosts
+from app.middleware.request_log import RequestObserver, access_log
+from app.middleware.shutdown import ShutdownAnswer
+from app.policy.layout import check_layout, migrate_profile, private_temp_dir
+from app.policy.permissions import SandboxLayout
+from app.policy.run_policy import XCodex, operator_network, resolve_policy
+from app.policy.workspaces import per_user, prepare_workspaces
 from app.store import open_store
 from app.store.exposure import check_store_exposure
 from app.turn import Turn
-from app.workspaces import per_user, prepare_workspaces
 
 log = logging.getLogger("codex_wrapper")
 EngineFactory = Callable[[Settings], Engine]  # create_app's seam for in-process tests (tests/fakes/engine.py)
@@ -149,12 +153,11 @@ def make_engine(
 def gateway_state(app: FastAPI) -> dict[str, Any]:
     gateway: Gateway | None = getattr(app.state, "gateway", None)
     executor = gateway.executor if gateway else None
-    pool = getattr(executor.engine, "pool", None) if executor else None
     return {
         "waiting": executor.waiting + executor.background_waiting if executor else 0,
         "running": executor.running if executor else 0,
         "background": len(gateway.background.local) if gateway and gateway.background else 0,
-        "restarts": pool.restarts if pool else 0,
+        "restarts": executor.engine.restarts() if executor else 0,
         "failures": dict(executor.failures) if executor else {},
         "store_up": gateway.store.up if gateway else True,
         "store_write_failures": gateway.store.write_failures if gateway else 0,

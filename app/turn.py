@@ -102,7 +102,7 @@ class RunPolicy:
     hide_reasoning: bool
     cwd: Path
     network_access: bool | None = None  # workspace-write only; None: off
-    denied: tuple[str, ...] = ()  # absolute paths the turn's sandboxed commands may not read (app/permissions.py)
+    denied: tuple[str, ...] = ()  # absolute paths the turn's sandboxed commands may not read (policy/permissions.py)
     mode: str = "agent"  # agent: Codex with its shell and workspace; chat: a plain model, no tools
     reasoning_summary: str | None = None  # auto | concise | detailed | none; None: Codex's default
 
@@ -135,7 +135,7 @@ class Usage:
 class FailureKind(StrEnum):
     UPSTREAM = "upstream"  # the model provider failed
     RATE_LIMITED = "rate_limited"  # the model provider refused for quota or rate
-    USAGE_LIMIT = "usage_limit"  # the ChatGPT plan's usage limit is reached (app/limits.py)
+    USAGE_LIMIT = "usage_limit"  # the ChatGPT plan's usage limit is reached (app/codex/plan_limits.py)
     TIMEOUT = "timeout"  # CODEX_TIMEOUT ran out
     CRASHED = "crashed"  # Codex itself failed or exited without an answer
     BROKEN_CONTRACT = "broken_contract"  # the model's answer broke what the request required (tool_choice, strict)

@@ -24,14 +24,14 @@ from typing import Any
 
 import httpx
 
-from app.codex_cli import CodexBinary, locate_codex
+from app.codex.binary import CodexBinary, locate_codex
 from app.config import Settings
-from app.engines.app_server_pool import CLIENT_INFO, WORKER_ARGS
-from app.engines.app_server_turn import thread_params, turn_params
-from app.engines.dynamic_tools import TOOL_CALL_REQUEST
-from app.engines.refusals import refuse
-from app.engines.rpc import RpcSession
-from app.project_docs import DISCOVERY_OFF
+from app.engines.app_server.dynamic_tools import TOOL_CALL_REQUEST
+from app.engines.app_server.pool import CLIENT_INFO, WORKER_ARGS
+from app.engines.app_server.refusals import refuse
+from app.engines.app_server.rpc import RpcSession
+from app.engines.app_server.translate import thread_params, turn_params
+from app.policy.project_docs import DISCOVERY_OFF
 from app.turn import Message, RunPolicy, ToolSpec, Turn
 from bench.latency import time_exec
 from tests.harness import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import tomli_w
 
-from app.codex_home import prepare_codex_home
+from app.codex.home import prepare_codex_home
 from app.config import Settings
 from bench.latency import summary, time_exec
 from tests.fakes.provider import FakeProvider

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from app.codex_cli import locate_codex
+from app.codex.binary import locate_codex
 from app.config import Settings
 from tests.fakes.provider import FakeProvider, Script
 from tests.harness import FAKE_MODEL, REPO, clean_environment, run_gateway, scratch_dir, write_codex_home

@@ -60,7 +60,7 @@ def clean_environment(**settings: str) -> dict[str, str]:
 
 def scratch_root() -> Path:
     """Where tests and benchmarks keep their folders: outside /tmp and $TMPDIR, which Codex's sandbox can write, so
-    a gateway whose CODEX_HOME and data live there may start (app/layout.py refuses anything else)."""
+    a gateway whose CODEX_HOME and data live there may start (app/policy/layout.py refuses anything else)."""
     for root in (Path.home() / ".cache" / "codex-wrapper-tests", REPO / ".pytest-tmp"):
         real = root.resolve()
         if not any(real.is_relative_to(Path(t).resolve()) for t in ("/tmp", tempfile.gettempdir())):

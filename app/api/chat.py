@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from app.api.chat_answer import ChatBuilder, ChatRules
 from app.api.fields import CHAT_CHECKS, CHAT_IGNORED, CHAT_RULES, obfuscation
 from app.api.files import file_part
-from app.api.output import OutputFormat, StopCutter, chat_format, stop_strings
+from app.api.output import chat_format, stop_strings
 from app.api.params import check_extras
 from app.api.streaming import SSE_HEADERS, sse, until_disconnect
+from app.api.text_guard import TextCheckedRoute
 from app.api.tool_history import chat_calls, chat_output, check_pairs
-from app.api.tools import chat_call_deltas, chat_tool_call, chat_tools
-from app.api.turns import Notes, StartedTurn, check_schemas, precheck, start_turn
+from app.api.tools import chat_tools
+from app.api.turn_start import Notes, StartedTurn, admit, check_schemas, prepare_turn, resolve_request
 from app.errors import failure_error, invalid
 from app.gateway import Gateway, authorized
 from app.images import ImageRef, MessageDraft, materialize
-from app.schemas import SchemaChecker
-from app.text_guard import TextCheckedRoute
-from app.turn import Completed, Failed, ReasoningDelta, TextDelta, ToolCall, ToolOutput, TurnEvent, Usage, UsageReport
+from app.turn import FailureKind, ToolCall, ToolOutput, TurnEvent
 
 router = APIRouter(route_class=TextCheckedRoute)
 
@@ -124,152 +122,37 @@ def to_messages(raw: list[dict[str, Any]]) -> list[MessageDraft | ToolCall | Too
     return items
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
-    }
-
-
-class ChunkWriter:
-    """Chat completion chunks sharing one id, model and creation time."""
-
-    def __init__(self, model: str) -> None:
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-        self.model = model
-
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return self._frame([choice])
-
-    def usage(self, usage: Usage) -> bytes:
-        return self._frame([], usage=usage_body(usage))
-
-    def _frame(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
-        return sse({**body, "choices": choices, **extra})
-
-
-@dataclass
-class ChatRules:
-    """What shapes the answer: reasoning shown or not, stop strings, the output format, older function calls."""
-
-    show_reasoning: bool
-    stops: tuple[str, ...]
-    output: OutputFormat
-    schemas: SchemaChecker
-    legacy_functions: bool = False
-
-    def finish_reason(self, calls: list[ToolCall]) -> str:
-        if not calls:
-            return "stop"
-        return "function_call" if self.legacy_functions else "tool_calls"
-
-
-async def stream_chunks(
-    writer: ChunkWriter, started: StartedTurn, rules: ChatRules, include_usage: bool
-) -> AsyncIterator[bytes]:
-    usage, cutter, text = Usage(), StopCutter(rules.stops), []
-    calls: list[ToolCall] = []
+async def stream_chunks(builder: ChatBuilder, started: StartedTurn) -> AsyncIterator[bytes]:
     events = started.events
-    yield writer.chunk({"role": "assistant", "content": ""})
     try:
+        for chunk in builder.start():
+            yield sse(chunk)
         event: TurnEvent | None = started.first
-        while event is not None:
-            if isinstance(event, TextDelta):
-                if piece := cutter.feed(event.text):
-                    text.append(piece)
-                    yield writer.chunk({"content": piece})
-                if cutter.stopped:  # closing the events below interrupts Codex
-                    event = Completed("".join(text))
-            elif isinstance(event, ReasoningDelta) and rules.show_reasoning:
-                yield writer.chunk({"reasoning_content": event.text})
-            elif isinstance(event, ToolCall):
-                if rest := cutter.flush():
-                    text.append(rest)
-                    yield writer.chunk({"content": rest})
-                for delta in chat_call_deltas(len(calls), event, rules.legacy_functions):
-                    yield writer.chunk(delta)
-                calls.append(event)
-            elif isinstance(event, UsageReport):
-                usage = event.usage
-            if isinstance(event, Completed):
-                if rest := cutter.flush():
-                    text.append(rest)
-                    yield writer.chunk({"content": rest})
-                if not calls and (error := await rules.output.check("".join(text), rules.schemas)):
-                    yield sse(error.body())
-                    break
-                yield writer.chunk({}, finish_reason=rules.finish_reason(calls))
-                if include_usage:
-                    yield writer.usage(usage)
-                break
-            if isinstance(event, Failed):
-                yield sse(failure_error(event.kind.value, event.message, event.retry_at).body())
-                break
-            event = await anext(events, None)
+        while event is not None and not builder.done:
+            for chunk in await builder.feed(event):
+                yield sse(chunk)
+            if not builder.done:  # at a stop string the builder is done: closing the events interrupts Codex
+                event = await anext(events, None)
         yield b"data: [DONE]\n\n"
     finally:
         await events.aclose()
 
 
-@dataclass
-class ChatAnswer:
-    text: str
-    reasoning: str
-    usage: Usage
-    calls: list[ToolCall]
-
-
-async def collect(started: StartedTurn, rules: ChatRules) -> ChatAnswer:
-    """The answer (cut at a stop string), the reasoning shown, usage and calls; failures raise their API error."""
-    usage, cutter, reasoning = Usage(), StopCutter(rules.stops), []
-    text: list[str] = []
-    calls: list[ToolCall] = []
+async def collect(builder: ChatBuilder, started: StartedTurn) -> dict[str, Any]:
+    """The completion (cut at a stop string); a failure raises its API error."""
     event: TurnEvent | None = started.first
     try:
-        while event is not None:
-            if isinstance(event, TextDelta):
-                text.append(cutter.feed(event.text))
-                if cutter.stopped:
-                    break
-            elif isinstance(event, ReasoningDelta) and rules.show_reasoning:
-                reasoning.append(event.text)
-            elif isinstance(event, ToolCall):
-                calls.append(event)
-            elif isinstance(event, UsageReport):
-                usage = event.usage
-            elif isinstance(event, Completed):
-                text.append(cutter.flush())
-                break
-            elif isinstance(event, Failed):
-                raise failure_error(event.kind.value, event.message, event.retry_at)
-            event = await anext(started.events, None)
-        else:
-            raise failure_error("crashed", "Codex ended the turn without an answer.")
+        while event is not None and not builder.done:
+            await builder.feed(event)
+            if not builder.done:
+                event = await anext(started.events, None)
     finally:
         await started.events.aclose()
-    answer = "".join(text)
-    if not calls and (error := await rules.output.check(answer, rules.schemas)):
-        raise error
-    return ChatAnswer(answer, "".join(reasoning), usage, calls)
-
-
-def answer_message(answer: ChatAnswer, rules: ChatRules) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
-    if answer.calls:
-        message["content"] = answer.text or None
-        if rules.legacy_functions:
-            message["function_call"] = {"name": answer.calls[0].name, "arguments": answer.calls[0].arguments}
-        else:
-            message["tool_calls"] = [chat_tool_call(call) for call in answer.calls]
-    if answer.reasoning:
-        message["reasoning_content"] = answer.reasoning
-    return message
+    if not builder.done:
+        raise failure_error(FailureKind.CRASHED, "Codex ended the turn without an answer.")
+    if builder.failure is not None:
+        raise builder.failure
+    return builder.completion()
 
 
 @router.post("/v1/chat/completions")
@@ -283,40 +166,15 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
     stops = stop_strings(extra.get("stop"))
     tools = chat_tools(extra)
     await check_schemas(gateway, output, tools)
-    await precheck(gateway, body.model, body.x_codex, extra.get("verbosity"))
+    asked = await resolve_request(gateway, body.model, body.x_codex, extra.get("verbosity"))
     messages = await materialize(drafts, gateway.images)
-    started = await start_turn(
-        gateway,
-        request,
-        body.model,
-        messages,
-        body.x_codex,
-        requested_effort=body.reasoning_effort,
-        output=output,
-        tools=tools,
-        verbosity=extra.get("verbosity"),
-        notes=notes,
-    )
+    asked = replace(asked, effort=body.reasoning_effort, output=output, tools=tools)
+    started = await admit(request, prepare_turn(gateway, request, asked, messages, notes))
     rules = ChatRules(not started.turn.policy.hide_reasoning, stops, output, gateway.schemas, tools.legacy)
     headers = started.notes.headers()
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = stream_chunks(ChunkWriter(body.model), started, rules, include_usage)
+        chunks = stream_chunks(ChatBuilder(body.model, rules, include_usage), started)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    answer = await until_disconnect(request, collect(started, rules))
-    completion = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": answer_message(answer, rules),
-                "logprobs": None,
-                "finish_reason": rules.finish_reason(answer.calls),
-            }
-        ],
-        "usage": usage_body(answer.usage),
-    }
+    completion = await until_disconnect(request, collect(ChatBuilder(body.model, rules), started))
     return JSONResponse(completion, headers=headers)

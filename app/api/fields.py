@@ -85,7 +85,7 @@ RESPONSES_RULES: dict[str, Rule] = {
     "tools": (anything, ""),  # honoured: tools.responses_tools (as are the next two)
     "tool_choice": (anything, ""),
     "parallel_tool_calls": (anything, ""),
-    "text": (anything, ""),  # honoured: output.responses_format, and text.verbosity in start_turn
+    "text": (anything, ""),  # honoured: output.responses_format, and text.verbosity in prepare_turn
     "prompt": (absent, "prompt templates are not available through Codex"),
     "conversation": (absent, "the Conversations API is not available; use previous_response_id"),
 }
@@ -108,7 +108,7 @@ CHAT_RULES: dict[str, Rule] = {
     "modalities": (lambda v: v in (None, ["text"]), "only text output is available"),
     "response_format": (anything, ""),  # honoured: output.chat_format
     "stop": (anything, ""),  # honoured: output.stop_strings
-    "verbosity": (anything, ""),  # honoured in start_turn (named when the model takes none)
+    "verbosity": (anything, ""),  # honoured in prepare_turn (named when the model takes none)
 }
 CHAT_CHECKS: dict[str, Check] = {
     "logprobs": _when_true("logprobs"),

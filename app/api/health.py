@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.auth import check_api_key
+from app.codex.login import Login
 from app.errors import ApiError
 from app.gateway import gateway_of
-from app.login import Login
 
 router = APIRouter()
 

@@ -1,4 +1,4 @@
-"""GET /limits: the ChatGPT plan's windows as Codex last reported them (app/limits.py); a key when PROXY_API_KEY."""
+"""GET /limits: the ChatGPT plan's windows Codex last reported (app/codex/plan_limits.py); a key when PROXY_API_KEY."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.auth import check_api_key
+from app.codex.plan_limits import describe
 from app.errors import ApiError
 from app.gateway import gateway_of
-from app.limits import describe
 
 router = APIRouter()
 

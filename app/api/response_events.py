@@ -224,9 +224,7 @@ class ResponseBuilder:
     def fail(self, failure: Failed | ApiError) -> list[dict[str, Any]]:
         """End as failed: a failed turn, or an answer that broke the requested format."""
         error = (
-            failure_error(failure.kind.value, failure.message, failure.retry_at)
-            if isinstance(failure, Failed)
-            else failure
+            failure_error(failure.kind, failure.message, failure.retry_at) if isinstance(failure, Failed) else failure
         )
         events = self._close_item()
         code = "rate_limit_exceeded" if error.status == 429 else "server_error"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,9 +18,10 @@ from app.api.params import check_extras
 from app.api.response_events import ResponseBuilder
 from app.api.response_input import expand_references, to_messages
 from app.api.streaming import SSE_HEADERS, until_disconnect
+from app.api.text_guard import TextCheckedRoute
 from app.api.tool_history import check_pairs
 from app.api.tools import ToolRequest, responses_tool_object, responses_tools
-from app.api.turns import Notes, check_schemas, precheck, prepare_turn, start_turn
+from app.api.turn_start import Notes, admit, check_schemas, prepare_turn, resolve_request
 from app.api.web_search import search_includes
 from app.auth import bearer_token
 from app.background.follow import follow, sse
@@ -30,7 +31,6 @@ from app.gateway import Gateway, authorized
 from app.images import materialize
 from app.schemas import SchemaChecker
 from app.store import ResponseStore, StoredResponse
-from app.text_guard import TextCheckedRoute
 from app.turn import (
     Completed,
     Failed,
@@ -207,7 +207,7 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     notes.adjusted += list(tools.adjusted)
     notes.ignored += search_includes(tools.web_search, extra.get("include"))
     verbosity = extra["text"].get("verbosity") if isinstance(extra.get("text"), dict) else None
-    await precheck(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
+    asked = await resolve_request(gateway, body.model, body.x_codex, verbosity, "text.verbosity")
     history: tuple[Item, ...] = ()
     if body.previous_response_id is not None:
         previous = await store_of(gateway).get(owner, body.previous_response_id)
@@ -243,23 +243,14 @@ async def create_response(body: ResponsesRequest, request: Request, gateway: Gat
     conversation = (*history, *new_messages)
     check_pairs([item for item in conversation if not isinstance(item, Message)], chat=False)
     instructions = (Message("developer", body.instructions),) if body.instructions else ()
-    options: dict[str, Any] = {
-        "requested_effort": reasoning.effort,
-        "effort_param": "reasoning.effort",
-        "reasoning_summary": summary,
-        "output": output,
-        "tools": tools,
-        "verbosity": verbosity,
-        "verbosity_param": "text.verbosity",
-        "notes": notes,
-    }
-    messages = (*instructions, *conversation)
-    if body.background:
-        prepared = prepare_turn(gateway, request, body.model, messages, body.x_codex, **options)
-        turn, notes = prepared.turn, prepared.notes
-    else:
-        started = await start_turn(gateway, request, body.model, messages, body.x_codex, **options)
-        turn, notes = started.turn, started.notes
+    asked = replace(
+        asked, effort=reasoning.effort, effort_param="reasoning.effort", reasoning_summary=summary, output=output,
+        tools=tools,
+    )  # fmt: skip
+    prepared = prepare_turn(gateway, request, asked, (*instructions, *conversation), notes)
+    if not body.background:
+        started = await admit(request, prepared)
+    turn = prepared.turn
     policy = turn.policy
     builder = ResponseBuilder(
         {

@@ -56,5 +56,5 @@ async def first_event(request: Request, events: AsyncGenerator[TurnEvent, None])
         raise
     if isinstance(event, Failed):
         await events.aclose()
-        raise failure_error(event.kind.value, event.message, event.retry_at)
+        raise failure_error(event.kind, event.message, event.retry_at)
     return event

@@ -5,16 +5,17 @@ required call (tool_choice "required" or a named function: asked for in words, s
 must come, the arguments of a call to a `strict` function must match its parameters, and with
 parallel_tool_calls false only the first call is returned. An answer that breaks the first two is asked for
 once more; a second such answer fails the request (502, code tool_call_not_honoured).
+
+The checks are a filter over the turn's events: each attempt is a fresh run the caller hands in (`attempt`), so
+this module knows nothing of admission or the executor.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
-from app.executor import BackgroundAdmission, Executor
-from app.observability import RequestStats
 from app.schemas import SchemaChecker
 from app.turn import Completed, Failed, FailureKind, TextDelta, ToolCall, Turn, TurnEvent
 
@@ -52,19 +53,15 @@ async def broken_contract(turn: Turn, calls: list[ToolCall], schemas: SchemaChec
 
 
 async def tool_events(
-    executor: Executor,
-    turn: Turn,
-    stats: RequestStats | None,
-    schemas: SchemaChecker,
-    background: BackgroundAdmission | None = None,
+    attempt: Callable[[], AsyncGenerator[TurnEvent, None]], turn: Turn, schemas: SchemaChecker
 ) -> AsyncGenerator[TurnEvent, None]:
-    """The turn's events, its calls checked (see the module's doc); calls come just before Completed.
-    `background`: a background turn's admission (see Executor.events)."""
-    for attempt in range(1, ATTEMPTS + 1):
+    """The turn's events, its calls checked (see the module's doc); calls come just before Completed. `attempt`
+    runs the turn once more (admitted like the first); a broken contract ends as Failed(BROKEN_CONTRACT)."""
+    for tries in range(1, ATTEMPTS + 1):
         held: list[TurnEvent] = []  # text held back while a required call has not come (it could be retried)
         calls: list[ToolCall] = []
         shown = False  # text already passed on: a retry would repeat it
-        events = executor.events(turn, stats, background)
+        events = attempt()
         try:
             async for event in events:
                 if isinstance(event, ToolCall):
@@ -85,9 +82,9 @@ async def tool_events(
                         yield kept
                     yield event
                     return
-                if attempt == ATTEMPTS or shown:
-                    asked = "twice" if attempt == ATTEMPTS else "once"
-                    yield executor.note(Failed(FailureKind.BROKEN_CONTRACT, f"{broken} (asked {asked})"), stats)
+                if tries == ATTEMPTS or shown:
+                    asked = "twice" if tries == ATTEMPTS else "once"
+                    yield Failed(FailureKind.BROKEN_CONTRACT, f"{broken} (asked {asked})")
                     return
                 log.info("asking the model again: %s", broken)
                 break

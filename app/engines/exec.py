@@ -17,12 +17,13 @@ from typing import Any
 
 import tomli_w
 
-from app.codex_cli import CodexBinary, end_group, kill_group
-from app.command_limits import Cgroups, Group
+from app.codex.binary import CodexBinary, end_group, kill_group
+from app.codex.command_limits import Cgroups, Group
+from app.engines.base import Engine
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
 from app.images import decode_data_url
-from app.permissions import PROFILE_ID, turn_profile
+from app.policy.permissions import PROFILE_ID, turn_profile
 from app.turn import (
     Completed,
     Failed,
@@ -200,7 +201,7 @@ class ExecEventParser:
         return []
 
 
-class ExecEngine:
+class ExecEngine(Engine):
     name = "exec"
     client_tools = False  # `codex exec` cannot hand a function call back to its caller
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from app.engines.dynamic_tools import wire_name
+from app.engines.app_server.dynamic_tools import wire_name
 from tests.clients.conftest import fresh, requests_with
 from tests.fakes.provider import FakeProvider, Script
 from tests.harness import REPO, RunningGateway, clean_environment, run_gateway

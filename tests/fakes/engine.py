@@ -46,7 +46,7 @@ def answer(text: str, usage: Usage | None = None) -> tuple[TurnEvent, ...]:
     return *delta, UsageReport(usage or Usage(3, 0, 2)), Completed(text)
 
 
-class FakeEngine:
+class FakeEngine(Engine):
     """Implements app/engines/base.py's Engine: each run plays the next queued script (else a short answer)."""
 
     name = "fake"

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from app.limits_shared import PREFIX
+from app.codex.plan_limits_shared import PREFIX
 from tests.fakes.provider import FakeProvider, Script, plan_headers
 from tests.harness import FAKE_MODEL, RunningGateway, wait_for
 from tests.integration.test_operations import run_cli

@@ -1,5 +1,5 @@
 """AGENTS.md of the working directory reaches the model in Codex's shape, on both engines (the app-server engine reads
-it in the gateway, app/project_docs.py; exec lets Codex read it), and one that a sandboxed command turned into a
+it in the gateway, app/policy/project_docs.py; exec lets Codex read it), and one that a sandboxed command turned into a
 link to a secret or a file outside the workspace never does."""
 
 from __future__ import annotations

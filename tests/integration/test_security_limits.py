@@ -1,5 +1,5 @@
 """Issue 20, finding 8: a key holder's fork bomb and memory hog, through the real Codex sandbox on both engines,
-are bounded by the command limits (app/command_limits.py: a cgroup per Codex process), and another key holder's
+are bounded by the command limits (app/codex/command_limits.py: a cgroup per Codex process), and another key holder's
 turn still completes. Each attack is bounded by construction too (a fixed number of forks, `ulimit -v`), so that
 it cannot take this shared machine down even where the limit failed."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.command_limits import Cgroups, Limits
+from app.codex.command_limits import Cgroups, Limits
 from tests.fakes.provider import FakeProvider
 from tests.harness import wait_for
 from tests.integration.test_policy_live import run_command

@@ -14,7 +14,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from app.workspaces import folder_name
+from app.policy.workspaces import folder_name
 from tests.fakes.provider import FakeProvider, Script
 from tests.harness import FAKE_MODEL, REPO, RunningGateway, clean_environment, write_codex_home
 from tests.integration.test_policy_live import run_command

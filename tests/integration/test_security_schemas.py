@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.engines.dynamic_tools import wire_name
+from app.engines.app_server.dynamic_tools import wire_name
 from tests.fakes.provider import FakeProvider, Script
 from tests.harness import FAKE_MODEL, RunningGateway, run_gateway
 

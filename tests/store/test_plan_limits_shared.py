@@ -1,5 +1,5 @@
-"""The plan's limits shared through a real Redis (app/limits_shared.py): what one instance learns, every instance
-honours, and one probe a minute passes across all of them."""
+"""The plan's limits shared through a real Redis (app/codex/plan_limits_shared.py): what one instance learns,
+every instance honours, and one probe a minute passes across all of them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.codex.plan_limits import PROBE_INTERVAL, PlanLimits
+from app.codex.plan_limits_shared import RedisPlanState, account_scope
 from app.errors import ApiError
-from app.limits import PROBE_INTERVAL, PlanLimits
-from app.limits_shared import RedisPlanState, account_scope
 from tests.redis_server import RedisServer
 
 NOW = 1_796_450_000.0

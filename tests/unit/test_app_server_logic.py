@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engines.app_server_turn import TurnTranslator, split_conversation, thread_params, turn_params
-from app.engines.protocol import missing_from
+from app.engines.app_server.protocol import missing_from
+from app.engines.app_server.translate import TurnTranslator, split_conversation, thread_params, turn_params
 from app.turn import Completed, Failed, FailureKind, Message, ReasoningDelta, RunPolicy, TextDelta, Turn, UsageReport
 
 POLICY = RunPolicy("read-only", "high", False, Path("/w"))

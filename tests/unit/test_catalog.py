@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.catalog import FALLBACK_EFFORTS, Catalog, ModelInfo, configured_models, parse_debug_models
+from app.codex.catalog import FALLBACK_EFFORTS, Catalog, ModelInfo, configured_models, parse_debug_models
 from app.errors import ApiError
 
 CATALOG = Catalog((ModelInfo("gpt-5.5", ("low", "medium", "high", "xhigh")), ModelInfo("local", FALLBACK_EFFORTS)), 1)

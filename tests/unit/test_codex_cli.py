@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.codex_cli import PINNED_CODEX, codex_note, is_tested, locate_codex, pinned_version, probe_version
+from app.codex.binary import PINNED_CODEX, codex_note, is_tested, locate_codex, pinned_version, probe_version
 from app.config import Settings
 
 OTHER_VERSION = "0.120.0"
@@ -61,6 +61,6 @@ def test_codex_path_of_the_pinned_version_is_quiet() -> None:
 def test_without_a_pin_to_compare_nothing_is_called_untested(
     other_codex: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("app.codex_cli.REPO_ROOT", tmp_path)  # no package.json
+    monkeypatch.setattr("app.codex.binary.REPO_ROOT", tmp_path)  # no package.json
     binary = probe_version(locate_codex(Settings(_env_file=None, codex_path=str(other_codex))), dict(os.environ))
     assert pinned_version() == "" and is_tested(binary) and codex_note(binary) == ""

@@ -1,4 +1,4 @@
-"""Codex's environment: an allow-list that never carries a credential (app/codex_env.py)."""
+"""Codex's environment: an allow-list that never carries a credential (app/codex/env.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.codex_env import check_credentials, child_environment
+from app.codex.env import check_credentials, child_environment
 from app.config import ConfigError, Settings
 
 CONFIG = {"model_providers": {"mine": {"base_url": "http://127.0.0.1:1/v1", "env_key": "MINE_KEY"}}}

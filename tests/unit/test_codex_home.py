@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.codex_home import prepare_codex_home
+from app.codex.home import prepare_codex_home
 from app.config import ConfigError, Settings
 
 

@@ -1,8 +1,8 @@
-"""Command limits: which cgroup files carry which limit (app/command_limits.py)."""
+"""Command limits: which cgroup files carry which limit (app/codex/command_limits.py)."""
 
 from __future__ import annotations
 
-from app.command_limits import Limits, own_cgroups
+from app.codex.command_limits import Limits, own_cgroups
 from app.config import Settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.catalog import ModelInfo
-from app.efforts import checked_verbosity, supported_effort
+from app.codex.catalog import ModelInfo
 from app.errors import ApiError
+from app.policy.efforts import checked_verbosity, supported_effort
 
 LOW_TO_XHIGH = ModelInfo("gpt-5.5", ("low", "medium", "high", "xhigh"))
 GAPPED = ModelInfo("gapped", ("minimal", "high"))

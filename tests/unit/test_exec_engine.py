@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.codex_cli import CodexBinary
+from app.codex.binary import CodexBinary
 from app.engines.exec import ExecEventParser, build_argv, render_prompt, toml_override
 from app.turn import Completed, Failed, FailureKind, Message, ReasoningDelta, RunPolicy, TextDelta, Turn, UsageReport
 

@@ -1,4 +1,4 @@
-"""The Host header, parsed strictly (app/http_guard.py): one header, a host name or IP literal, an optional port."""
+"""The Host header, parsed strictly (app/middleware/hosts.py): one header, a host name or IP, an optional port."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.http_guard import HostAllowList, allowed_hosts, host_name, host_of
+from app.middleware.hosts import HostAllowList, allowed_hosts, host_name, host_of
 
 
 @pytest.mark.parametrize(

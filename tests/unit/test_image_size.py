@@ -1,4 +1,4 @@
-"""Image dimensions from the header (app/image_size.py) and the pixel limits of the image fetcher."""
+"""Image dimensions from the header (app/images/size.py) and the pixel limits of the image fetcher."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from app.errors import ApiError
-from app.image_size import UnreadableImage, read_header, webp_canvas
 from app.images import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
+from app.images.size import UnreadableImage, read_header, webp_canvas
 
 
 def png(width: int, height: int) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from app.errors import ApiError
-from app.images import ImageFetcher, ImageRef, address_allowed
+from app.images.fetch import ImageFetcher, ImageRef, address_allowed
 
 PNG = base64.b64decode(  # a real 1x1 PNG: its header is read
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

@@ -1,4 +1,4 @@
-"""When the gateway asks Codex about its login again, and what it makes of the answers (app/login.py)."""
+"""When the gateway asks Codex about its login again, and what it makes of the answers (app/codex/login.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from app.codex.login import Login, LoginWatch, parse_account
 from app.errors import ApiError
-from app.login import Login, LoginWatch, parse_account
 
 NONE = Login(True, None)
 API_KEY = Login(True, "apiKey")

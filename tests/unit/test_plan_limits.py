@@ -1,4 +1,4 @@
-"""The plan's limits as pure logic (app/limits.py): account/rateLimits shapes, merging, the reset in Codex's
+"""The plan's limits as pure logic (app/codex/plan_limits.py): account/rateLimits shapes, merging, the reset in Codex's
 message, refusals and the probe a minute, what /limits shows."""
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.engines.exec import failure_from
-from app.engines.refusals import refuse
-from app.engines.rpc import RpcSession
-from app.errors import ApiError
-from app.limits import (
+from app.codex.plan_limits import (
     PROBE_INTERVAL,
     SOURCE_READ,
     PlanLimits,
@@ -23,6 +19,10 @@ from app.limits import (
     parse_reset,
     summary,
 )
+from app.engines.app_server.refusals import refuse
+from app.engines.app_server.rpc import RpcSession
+from app.engines.exec import failure_from
+from app.errors import ApiError
 from app.turn import FailureKind
 
 NOW = 1_796_450_000.0

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from app.catalog import ModelInfo
+from app.codex.catalog import ModelInfo
+from app.codex.provider import ProviderResolver
 from app.config import Settings
 from app.errors import ApiError
-from app.policy import parse_x_codex, resolve_policy
-from app.provider import ProviderResolver
+from app.policy.run_policy import parse_x_codex, resolve_policy
 
 MODEL = ModelInfo("gpt-5.5", ("low", "medium", "high", "xhigh"))
 INJECTIONS = [

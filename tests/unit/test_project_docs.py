@@ -1,4 +1,4 @@
-"""The gateway's own AGENTS.md read (app/project_docs.py) on a real filesystem."""
+"""The gateway's own AGENTS.md read (app/policy/project_docs.py) on a real filesystem."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engines.app_server_turn import gateway_reads_project_doc, thread_params
-from app.project_docs import instructions_message, read_project_doc
+from app.engines.app_server.translate import gateway_reads_project_doc, thread_params
+from app.policy.project_docs import instructions_message, read_project_doc
 from app.turn import Message, RunPolicy, Turn
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from app.codex_cli import CodexBinary
-from app.engines.app_server_pool import AppServerPool, Worker
-from app.engines.refusals import refuse
-from app.engines.rpc import RpcError, RpcSession, RpcTimeout, SessionClosed
+from app.codex.binary import CodexBinary
+from app.engines.app_server.pool import AppServerPool, Worker
+from app.engines.app_server.refusals import refuse
+from app.engines.app_server.rpc import RpcError, RpcSession, RpcTimeout, SessionClosed
 
 
 class FakePeer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.sandbox import HOME_FIX, LEAK_FIX, NAMESPACES_FIX, UNKNOWN_FIX, judge
+from app.codex.sandbox_probe import HOME_FIX, LEAK_FIX, NAMESPACES_FIX, UNKNOWN_FIX, judge
 
 # What Codex 0.169 printed for the probe on a fresh machine (no ~/.codex) with RUST_BACKTRACE=1 in the environment
 MISSING_HOME = """WARNING: proceeding, even though we could not create PATH aliases: CODEX_HOME points to \

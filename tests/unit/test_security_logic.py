@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from app import layout
-from app.api.turns import MAX_TURN_INPUT_BYTES, check_input_size
+from app.api.turn_start import MAX_TURN_INPUT_BYTES, check_input_size
+from app.codex.provider import is_loopback_url
 from app.config import ConfigError, Settings
 from app.engines.exec import toml_value
 from app.errors import ApiError
-from app.http_guard import LOOPBACK_NAMES, allowed_hosts, host_allowed, host_name
 from app.images import ImageFetcher, ImageLimits, ImageRef, MessageDraft, materialize
-from app.permissions import SandboxLayout, deny_except, outermost, permission_profile
-from app.policy import resolve_cwd
-from app.provider import is_loopback_url
+from app.middleware.hosts import LOOPBACK_NAMES, allowed_hosts, host_allowed, host_name
+from app.policy import layout
+from app.policy.permissions import SandboxLayout, deny_except, outermost, permission_profile
+from app.policy.run_policy import resolve_cwd
+from app.policy.workspaces import folder_name, user_workspace
 from app.turn import Message
-from app.workspaces import folder_name, user_workspace
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

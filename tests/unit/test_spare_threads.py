@@ -1,5 +1,5 @@
 """When spare threads are refilled, and that every thread is released whatever the worker is doing (a fake
-session: the pure scheduling logic of app/engines/spare_threads.py and the engine's turn loop)."""
+session: the pure scheduling logic of app/engines/app_server/spare_threads.py and the engine's turn loop)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from app.engines.app_server import AppServerEngine
-from app.engines.spare_threads import SpareThreads
+from app.engines.app_server.engine import AppServerEngine
+from app.engines.app_server.spare_threads import SpareThreads
 from app.turn import Completed, Message, RunPolicy, Turn
 
 

@@ -1,4 +1,4 @@
-"""Invalid text in a JSON body (app/text_guard.py): a 400 naming the field, before the endpoint sees the body."""
+"""Invalid text in a JSON body (app/api/text_guard.py): a 400 naming the field, before the endpoint sees the body."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from app.errors import install_error_handlers
-from app.text_guard import TextCheckedRoute, bad_text_at
+from app.api.errors import install_error_handlers
+from app.api.text_guard import TextCheckedRoute, bad_text_at
 
 
 def client() -> TestClient:

@@ -15,7 +15,7 @@ from app.api.tool_shapes import custom_arguments, custom_input
 from app.api.tools import responses_tools
 from app.api.web_search import web_search_mode
 from app.config import Settings
-from app.engines.dynamic_tools import ClientCalls, ToolNames, wire_name
+from app.engines.app_server.dynamic_tools import ClientCalls, ToolNames, wire_name
 from app.engines.web_search import web_search_event
 from app.errors import ApiError
 from app.turn import RunPolicy, ToolCall, ToolOutput

@@ -11,10 +11,10 @@ import pytest
 from app.api.tool_contract import broken_contract
 from app.api.tool_history import chat_calls, check_pairs
 from app.api.tools import chat_tools, responses_tools
-from app.engines.app_server_turn import split_conversation, thread_params, turn_params
-from app.engines.dynamic_tools import CODEX_TOOLS, ClientCalls, ToolNames, wire_name
-from app.engines.refusals import refuse
-from app.engines.rpc import RpcSession
+from app.engines.app_server.dynamic_tools import CODEX_TOOLS, ClientCalls, ToolNames, wire_name
+from app.engines.app_server.refusals import refuse
+from app.engines.app_server.rpc import RpcSession
+from app.engines.app_server.translate import split_conversation, thread_params, turn_params
 from app.errors import ApiError
 from app.schemas import SchemaChecker, SchemaLimits
 from app.turn import (
