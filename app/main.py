@@ -46,6 +46,7 @@ from app.sandbox import NOT_PROBED, SandboxStatus, probe_sandbox
 from app.store import open_store
 from app.store.exposure import check_store_exposure
 from app.turn import Turn
+from app.worker_seal import WorkerSeal, choose_seal, home_view
 from app.workspaces import per_user, prepare_workspaces
 
 log = logging.getLogger("codex_wrapper")
@@ -126,6 +127,7 @@ def make_engine(
     temp_dir: Path,
     plan: PlanLimits | None = None,
     cgroups: Cgroups | None = None,
+    seal: WorkerSeal | None = None,
 ) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env, temp_dir, cgroups)
@@ -140,6 +142,7 @@ def make_engine(
         on_notification,
         settings.codex_rpc_timeout_seconds,
         cgroups,
+        seal,
     )
     if plan is not None:
         plan.reader = engine.read_rate_limits
@@ -214,6 +217,7 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory |
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if binary is not None:
             end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
+            end_leftovers(binary.path, home_view(codex_home))  # of sealed workers (app/worker_seal.py)
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         login = login_watch(settings, binary, env, codex_home) if binary is not None else None
         discovering = asyncio.create_task(discover(binary, env, codex_home))
@@ -223,7 +227,8 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory |
         executor, reading = None, None
         engine = engine_factory(settings) if engine_factory is not None else None
         if binary is not None:
-            engine = make_engine(settings, binary, env, temp_dir, plan, cgroups)
+            seal = await choose_seal(settings, binary, env, codex_home, layout)
+            engine = make_engine(settings, binary, env, temp_dir, plan, cgroups, seal)
         if engine is not None:
             executor = Executor(
                 engine,
@@ -273,6 +278,7 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory |
                 await executor.engine.stop()
             if binary is not None:
                 end_leftovers(binary.path, codex_home, at_shutdown=True)
+                end_leftovers(binary.path, home_view(codex_home), at_shutdown=True)
             await store.close()
             await plan.close()
             shutil.rmtree(temp_dir, ignore_errors=True)

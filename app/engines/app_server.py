@@ -23,6 +23,7 @@ from app.engines.rpc import DEFAULT_TIMEOUT, NotificationHandler, RpcError, RpcS
 from app.engines.spare_threads import SpareThreads
 from app.project_docs import instructions_message, read_project_doc
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
+from app.worker_seal import WorkerSeal
 
 
 class AppServerEngine:
@@ -39,15 +40,19 @@ class AppServerEngine:
         on_notification: NotificationHandler | None = None,
         rpc_timeout: float = DEFAULT_TIMEOUT,
         cgroups: Cgroups | None = None,
+        seal: WorkerSeal | None = None,
     ) -> None:
         self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout, cgroups)
+        self.sealed = seal is not None  # agent turns then run without the permission profile (app/worker_seal.py)
+        for worker in self.pool.workers if seal is not None else ():
+            worker.launcher, worker.env = seal.argv, seal.env(env)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
 
     async def prewarm(self, turn: Turn) -> None:
         """Start a spare thread on every ready worker for requests shaped like `turn` (the server defaults)."""
-        params = thread_params(turn)
+        params = thread_params(turn, self.sealed)
         for worker in self.pool.workers:
             if worker.ready.is_set() and worker.session is not None:
                 self.spares.fill(worker.session, params)
@@ -85,7 +90,7 @@ class AppServerEngine:
     async def run(self, turn: Turn) -> AsyncGenerator[TurnEvent, None]:
         try:
             names = ToolNames(turn.tools)
-            params = thread_params(turn)
+            params = thread_params(turn, self.sealed)
             worker = await self.pool.acquire(self.wait)
         except ValueError as exc:
             yield Failed(FailureKind.CRASHED, f"Codex cannot take these functions: {exc}")
