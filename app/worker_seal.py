@@ -40,8 +40,10 @@ log = logging.getLogger("codex_wrapper")
 
 VIEW_ROOT = Path("/dev/shm/codex-wrapper")  # under /dev: out of every sandboxed command's sight
 # What the worker's CODEX_HOME view holds of the real one: the login, the configuration, the operator's
-# instructions, skills and rules. auth.json is bound read-write: Codex rewrites it in place when it refreshes a token.
-HOME_ENTRIES = ("auth.json", "config.toml", "AGENTS.md", "skills", "rules")
+# instructions and rules, all text (view_image reads what the worker can, and finds no image here). auth.json and
+# config.toml are bound read-write: Codex rewrites auth.json in place when it refreshes a token. Not `skills/`,
+# whose assets may be images.
+HOME_ENTRIES = ("auth.json", "config.toml", "AGENTS.md", "rules")
 SYSTEM_BWRAP = Path("/usr/bin/bwrap")  # what Codex itself prefers to its bundled copy
 
 
