@@ -29,6 +29,7 @@ from app.worker_seal import WorkerSeal
 class AppServerEngine:
     name = "app-server"
     client_tools = True
+    sealed = False  # its workers run under a WorkerSeal: agent turns without the permission profile
 
     def __init__(
         self,
