@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from app.policy.workspaces import folder_name
-from tests.fakes.provider import FakeProvider, Script
+from tests.fakes.provider import FakeProvider, Script, tool_outputs
 from tests.harness import FAKE_MODEL, REPO, RunningGateway, clean_environment, write_codex_home
 from tests.integration.test_policy_live import run_command
 
@@ -127,6 +127,40 @@ def test_the_agent_cannot_read_the_operators_secrets(
         assert "main.py" not in output and "CODEX_MANAGED_PACKAGE_ROOT" not in output
         assert output.count("Permission denied") >= len(targets), output  # the reads were tried and refused
         assert "CODEX_HOME=" in output  # the command did run
+
+
+PATCH_MODEL = "gpt-5.5"  # a model of Codex's catalogue that is offered apply_patch (the fake model is not)
+
+
+def test_apply_patch_cannot_move_a_denied_file_into_the_workspace(
+    start_gateway: StartGateway, engine: str, provider: FakeProvider, tmp_path: Path, workdir: Path
+) -> None:
+    """Codex verifies a patch in its own process, outside the command sandbox: links planted in a writable workspace
+    point at the login; an Update with a Move to a workspace file would carry its content there (it did, in a worker
+    sealed by a mount namespace instead of the profile: docs/BENCHMARKS.md#agent-modes-cost)."""
+    home = write_codex_home(tmp_path / "operator-home", provider.base_url)
+    (home / "auth.json").write_text('{"OPENAI_API_KEY": "sk-patched-out-secret"}')
+    gateway = start_gateway(
+        CODEX_ENGINE=engine,
+        CODEX_APP_SERVER_WORKERS="1",
+        CODEX_CONFIG_DIR=str(home),
+        CODEX_CLIENT_SANDBOX_MODES=WRITABLE,
+    )
+    body = {"x_codex": {"sandbox": "workspace-write"}}
+    homes = ["$CODEX_HOME", gateway.codex_home, home]  # Codex's home as its commands are told it, and by path
+    sources = {f"{engine}-{n}.json": path for n, path in enumerate(homes)}
+    plant = "; ".join(f'ln -sfn "{path}/auth.json" {name}' for name, path in sources.items())
+    run_command(gateway, provider, f"plant-links-{engine}", plant, extra_body=body)
+    for name in sources:
+        patch = f"*** Begin Patch\n*** Update File: {name}\n*** Move to: {name}.moved\n@@\n+x\n*** End Patch\n"
+        marker = provider.script(f"move-{name}", Script(calls=[[{"name": "apply_patch", "input": patch}]]))
+        gateway.client().chat.completions.create(
+            model=PATCH_MODEL, messages=[{"role": "user", "content": marker}], extra_body=body
+        )
+        outputs = [o for b in provider.requests if marker in json.dumps(b) for o in tool_outputs(b)]
+        assert outputs and "apply_patch verification failed" in outputs[-1], outputs  # tried, and refused
+        assert not (workdir / f"{name}.moved").exists()
+    assert "sk-patched-out-secret" not in json.dumps(provider.requests)
 
 
 # Finding 3: one user steers another's turns.
