@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from tests.fakes.provider import FakeProvider, Script
-from tests.harness import FAKE_MODEL, RunningGateway
+from tests.harness import FAKE_MODEL, RunningGateway, wait_for
 
 StartGateway = Callable[..., RunningGateway]
 BIG = 19 * 1024 * 1024
@@ -48,7 +49,8 @@ class ImageServer:
                     big = self.path.startswith("/big/")
                     if not big:
                         time.sleep(0.3)
-                    body = b"\x89PNG\r\n\x1a\n" + b"\0" * BIG if big else PNG
+                    # a readable 1x1 PNG padded to 19 MB: only the request's byte budget can refuse it
+                    body = PNG + b"\0" * (BIG - len(PNG)) if big else PNG
                     self.send_response(200)
                     self.send_header("Content-Type", "image/png")
                     self.send_header("Content-Length", str(len(body)))
@@ -123,7 +125,7 @@ def test_a_huge_image_request_leaves_another_users_turn_alone(
 
     other = threading.Thread(target=running_turn)
     other.start()
-    time.sleep(1.0)  # the other user's turn is streaming
+    assert wait_for(lambda: any(slow in json.dumps(body) for body in provider.requests), 30)  # it is running
     big = [f"{images.url}/big/{n}.png" for n in range(4)]  # 440 bytes asking for 76 MB
     with pytest.raises(openai.BadRequestError) as caught:
         gateway.client().chat.completions.create(model=FAKE_MODEL, messages=image_message("x", big))
