@@ -32,7 +32,7 @@ from app.engines.app_server.pool import Worker
 from app.engines.app_server.protocol import ProtocolDrift, check_protocol
 from app.engines.app_server.rpc import RpcError, SessionClosed
 from app.healthcheck import ready_url
-from app.middleware.hosts import http_protocol
+from app.middleware.header_limits import http_protocol
 from app.policy.layout import check_layout
 from app.store import ResponseStore, StoreHealth, masked_url, open_store
 from app.store.exposure import check_store_exposure
@@ -49,7 +49,7 @@ def serve(settings: Settings) -> int:
         access_log=False,
         # then running turns are stopped; uvicorn types it int but hands it to asyncio.wait_for: a float works
         timeout_graceful_shutdown=settings.codex_shutdown_grace_seconds,  # type: ignore[arg-type]
-        http=http_protocol(settings),  # header size and time bounded (app/middleware/hosts.py)
+        http=http_protocol(settings),  # header size and time bounded (app/middleware/header_limits.py)
         server_header=False,
     )
     return 0
