@@ -174,7 +174,7 @@ async def chat_completions(body: ChatRequest, request: Request, gateway: Gateway
     headers = started.notes.headers()
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = stream_chunks(ChatBuilder(body.model, rules, include_usage), started)
+        chunks = stream_chunks(ChatBuilder(body.model, rules, include_usage=include_usage), started)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    completion = await until_disconnect(request, collect(ChatBuilder(body.model, rules), started))
+    completion = await until_disconnect(request, collect(ChatBuilder(body.model, rules, streaming=False), started))
     return JSONResponse(completion, headers=headers)

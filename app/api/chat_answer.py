@@ -42,16 +42,18 @@ class ChatRules:
 
 
 class ChatBuilder:
-    """Accumulates the answer; `feed` returns the stream chunks (bodies) each event produces, `completion()` the
-    JSON form. The answer is cut at the first stop string: then, as at Completed, the builder is `done` (the caller
-    closes the events, which stops the turn). A failure (Failed, or an answer that fails the output format) ends it
-    too: its error body is the stream's last chunk, and `failure` what the JSON form raises."""
+    """Accumulates the answer; `feed` returns the stream chunks (bodies) each event produces (none when not
+    `streaming`: the JSON form builds no chunk), `completion()` the JSON form. The answer is cut at the first stop
+    string: then, as at Completed, the builder is `done` (the caller closes the events, which stops the turn). A
+    failure (Failed, or an answer that fails the output format) ends it too: its error body is the stream's last
+    chunk, and `failure` what the JSON form raises."""
 
-    def __init__(self, model: str, rules: ChatRules, include_usage: bool = False) -> None:
+    def __init__(self, model: str, rules: ChatRules, streaming: bool = True, include_usage: bool = False) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model
         self.rules = rules
+        self.streaming = streaming
         self.include_usage = include_usage
         self.usage = Usage()
         self.calls: list[ToolCall] = []
@@ -65,7 +67,7 @@ class ChatBuilder:
         return "".join(self._text)
 
     def start(self) -> list[dict[str, Any]]:
-        return [self._chunk({"role": "assistant", "content": ""})]
+        return self._chunk({"role": "assistant", "content": ""})
 
     async def feed(self, event: TurnEvent) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []
@@ -76,10 +78,12 @@ class ChatBuilder:
             event = Completed(self.text())
         elif isinstance(event, ReasoningDelta) and self.rules.show_reasoning:
             self._reasoning.append(event.text)
-            chunks.append(self._chunk({"reasoning_content": event.text}))
+            chunks += self._chunk({"reasoning_content": event.text})
         elif isinstance(event, ToolCall):
             chunks += self._content(self._cutter.flush())
-            chunks += [self._chunk(d) for d in chat_call_deltas(len(self.calls), event, self.rules.legacy_functions)]
+            if self.streaming:
+                for delta in chat_call_deltas(len(self.calls), event, self.rules.legacy_functions):
+                    chunks += self._chunk(delta)
             self.calls.append(event)
         elif isinstance(event, UsageReport):
             self.usage = event.usage
@@ -94,8 +98,8 @@ class ChatBuilder:
         if not self.calls and (error := await self.rules.output.check(self.text(), self.rules.schemas)):
             return [*chunks, self._fail(error)]
         self.done = True
-        chunks.append(self._chunk({}, finish_reason=self.rules.finish_reason(self.calls)))
-        if self.include_usage:
+        chunks += self._chunk({}, finish_reason=self.rules.finish_reason(self.calls))
+        if self.streaming and self.include_usage:
             chunks.append(self._frame([], usage=usage_body(self.usage)))
         return chunks
 
@@ -107,10 +111,12 @@ class ChatBuilder:
         if not piece:
             return []
         self._text.append(piece)
-        return [self._chunk({"content": piece})]
+        return self._chunk({"content": piece})
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return self._frame([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> list[dict[str, Any]]:
+        if not self.streaming:
+            return []
+        return [self._frame([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])]
 
     def _frame(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
