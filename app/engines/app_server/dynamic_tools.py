@@ -89,7 +89,8 @@ def history_item(item: ToolCall | ToolOutput, names: ToolNames) -> dict[str, Any
     return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
 
 
-def _usage(raw: dict[str, Any] | None) -> Usage:
+def token_usage(raw: dict[str, Any] | None) -> Usage:
+    """Usage from the app-server's token counts (camelCase, any of them missing)."""
     raw = raw or {}
     return Usage(
         input_tokens=int(raw.get("inputTokens") or 0),
@@ -134,7 +135,7 @@ class ClientCalls:
                     return self.calls
         elif method == RAW_RESPONSE:
             self.streaming = False
-            response = _usage(params.get("usage"))
+            response = token_usage(params.get("usage"))
             self.usage = Usage(
                 self.usage.input_tokens + response.input_tokens,
                 self.usage.cached_input_tokens + response.cached_input_tokens,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.engines.app_server.dynamic_tools import ToolNames, history_item, tool_thread_params
+from app.engines.app_server.dynamic_tools import ToolNames, history_item, token_usage, tool_thread_params
 from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
 from app.policy.permissions import PROFILE_ID, turn_profile
@@ -130,13 +130,7 @@ def failure_kind(error: dict[str, Any] | None) -> FailureKind:
 
 
 def usage_of(params: dict[str, Any]) -> Usage:
-    total = (params.get("tokenUsage") or {}).get("total") or {}
-    return Usage(
-        input_tokens=int(total.get("inputTokens") or 0),
-        cached_input_tokens=int(total.get("cachedInputTokens") or 0),
-        output_tokens=int(total.get("outputTokens") or 0),
-        reasoning_output_tokens=int(total.get("reasoningOutputTokens") or 0),
-    )
+    return token_usage((params.get("tokenUsage") or {}).get("total"))
 
 
 class TurnTranslator:
