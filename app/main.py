@@ -47,6 +47,7 @@ from app.middleware.shutdown import ShutdownAnswer
 from app.policy.layout import check_layout, migrate_profile, private_temp_dir
 from app.policy.permissions import SandboxLayout
 from app.policy.run_policy import XCodex, operator_network, resolve_policy
+from app.policy.worker_seal import WorkerSeal, choose_seal, home_view
 from app.policy.workspaces import per_user, prepare_workspaces
 from app.store import open_store
 from app.store.exposure import check_store_exposure
@@ -130,6 +131,7 @@ def make_engine(
     temp_dir: Path,
     plan: PlanLimits | None = None,
     cgroups: Cgroups | None = None,
+    seal: WorkerSeal | None = None,
 ) -> Engine:
     if settings.codex_engine == "exec":
         return ExecEngine(binary, env, temp_dir, cgroups)
@@ -144,6 +146,7 @@ def make_engine(
         on_notification,
         settings.codex_rpc_timeout_seconds,
         cgroups,
+        seal,
     )
     if plan is not None:
         plan.reader = engine.read_rate_limits
@@ -217,6 +220,7 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory |
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if binary is not None:
             end_leftovers(binary.path, codex_home)  # before this gateway starts any Codex of its own
+            end_leftovers(binary.path, home_view(codex_home))  # of sealed workers (app/policy/worker_seal.py)
         probe = asyncio.create_task(probe_sandbox(binary, env)) if binary is not None else None
         login = login_watch(settings, binary, env, codex_home) if binary is not None else None
         discovering = asyncio.create_task(discover(binary, env, codex_home))
@@ -226,7 +230,8 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory |
         executor, reading = None, None
         engine = engine_factory(settings) if engine_factory is not None else None
         if binary is not None:
-            engine = make_engine(settings, binary, env, temp_dir, plan, cgroups)
+            seal = await choose_seal(settings, binary, env, codex_home, layout)
+            engine = make_engine(settings, binary, env, temp_dir, plan, cgroups, seal)
         if engine is not None:
             executor = Executor(
                 engine,
@@ -276,6 +281,7 @@ def create_app(settings: Settings | None = None, engine_factory: EngineFactory |
                 await executor.engine.stop()
             if binary is not None:
                 end_leftovers(binary.path, codex_home, at_shutdown=True)
+                end_leftovers(binary.path, home_view(codex_home), at_shutdown=True)
             await store.close()
             await plan.close()
             shutil.rmtree(temp_dir, ignore_errors=True)

@@ -18,6 +18,8 @@ import httpx
 import openai
 import tomli_w
 
+from app.policy.worker_seal import home_view
+
 REPO = Path(__file__).resolve().parent.parent
 FAKE_MODEL = "fake-model"
 SERVE_COMMAND = ("python", "-m", "app", "serve")  # what the tests start, and the Dockerfile's CMD
@@ -77,7 +79,7 @@ def scratch_dir() -> tempfile.TemporaryDirectory[str]:
 def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
     """PIDs of live processes (Codex, its children and its sandbox helpers) started with this CODEX_HOME; the pool's
     long-lived `codex app-server` workers only with `pool=True`."""
-    marker = f"CODEX_HOME={codex_home}".encode()
+    markers = {f"CODEX_HOME={home}".encode() for home in (codex_home, home_view(codex_home))}  # a sealed worker's too
     helpers = f"{codex_home}/tmp/arg0".encode()  # sandbox helpers keep only PATH, which names the home's arg0 folder
     found = []
     for entry in Path("/proc").iterdir():
@@ -89,7 +91,7 @@ def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if state == "Z" or (marker not in environ.split(b"\0") and helpers not in environ):
+        if state == "Z" or (not markers & set(environ.split(b"\0")) and helpers not in environ):
             continue
         if pool or argv[1:2] != [b"app-server"]:
             found.append(int(entry.name))

@@ -30,12 +30,14 @@ from app.engines.app_server.translate import (
 )
 from app.engines.base import Engine
 from app.policy.project_docs import instructions_message, read_project_doc
+from app.policy.worker_seal import WorkerSeal
 from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageReport
 
 
 class AppServerEngine(Engine):
     name = "app-server"
     client_tools = True
+    sealed = False  # its workers run under a WorkerSeal: agent turns without the permission profile
 
     def __init__(
         self,
@@ -47,15 +49,20 @@ class AppServerEngine(Engine):
         on_notification: NotificationHandler | None = None,
         rpc_timeout: float = DEFAULT_TIMEOUT,
         cgroups: Cgroups | None = None,
+        seal: WorkerSeal | None = None,
     ) -> None:
         self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout, cgroups)
+        self.sealed = seal is not None  # agent turns then run without the permission profile
+        if seal is not None:
+            for worker in self.pool.workers:
+                worker.launcher, worker.env = seal.argv, seal.env(env)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
 
     async def prewarm(self, turn: Turn) -> None:
         """Start a spare thread on every ready worker for requests shaped like `turn` (the server defaults)."""
-        params = thread_params(turn)
+        params = thread_params(turn, self.sealed)
         for worker in self.pool.workers:
             if worker.ready.is_set() and worker.session is not None:
                 self.spares.fill(worker.session, params)
@@ -96,7 +103,7 @@ class AppServerEngine(Engine):
     async def run(self, turn: Turn) -> AsyncGenerator[TurnEvent, None]:
         try:
             names = ToolNames(turn.tools)
-            params = thread_params(turn)
+            params = thread_params(turn, self.sealed)
             worker = await self.pool.acquire(self.wait)
         except ValueError as exc:
             yield Failed(FailureKind.CRASHED, f"Codex cannot take these functions: {exc}")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from app.codex.binary import CodexBinary, end_group, kill_group
@@ -56,6 +57,7 @@ class Worker:
         self.binary = binary
         self.env = env
         self.cwd = cwd
+        self.launcher: Callable[[], list[str]] | None = None  # what it runs under, asked at each start (worker_seal)
         self.process: asyncio.subprocess.Process | None = None
         self.session: RpcSession | None = None
         self.ready = asyncio.Event()
@@ -72,6 +74,7 @@ class Worker:
         self.group = self.cgroups.group(f"worker{self.index}") if self.cgroups else None
         try:
             self.process = await asyncio.create_subprocess_exec(
+                *(self.launcher() if self.launcher else ()),
                 str(self.binary.path),
                 *WORKER_ARGS,
                 stdin=asyncio.subprocess.PIPE,

@@ -9,6 +9,7 @@ from app.engines.modes import BASE_CONFIG, CHAT_BASE_INSTRUCTIONS, CHAT_CONFIG
 from app.engines.web_search import web_search_event
 from app.policy.permissions import PROFILE_ID, turn_profile
 from app.policy.project_docs import DISCOVERY_OFF
+from app.policy.worker_seal import sealed_config
 from app.turn import (
     Completed,
     Failed,
@@ -64,7 +65,9 @@ def split_conversation(
     return items, prompt
 
 
-def thread_params(turn: Turn) -> dict[str, Any]:
+def thread_params(turn: Turn, sealed: bool = False) -> dict[str, Any]:
+    """`sealed`: the worker runs in a namespace that hides the denied paths (app/policy/worker_seal.py), so an agent
+    turn runs Codex's plain sandbox instead of the permission profile."""
     policy = turn.policy
     config: dict[str, Any] = dict(BASE_CONFIG)
     if turn.verbosity is not None:
@@ -79,7 +82,10 @@ def thread_params(turn: Turn) -> dict[str, Any]:
         "ephemeral": True,
     }
     profile = turn_profile(policy)
-    if profile is None:
+    if sealed and profile is not None:
+        params["sandbox"] = policy.sandbox
+        config.update(sealed_config(policy))
+    elif profile is None:
         params["sandbox"] = policy.sandbox
     else:  # a permission profile replaces `sandbox` (the two do not combine)
         params["permissions"] = PROFILE_ID
@@ -97,7 +103,8 @@ def thread_params(turn: Turn) -> dict[str, Any]:
 
 def gateway_reads_project_doc(turn: Turn) -> bool:
     """Whether the gateway, not Codex, reads the turn's AGENTS.md: under a permission profile each of Codex's
-    checks is a sandboxed helper launch (app/policy/project_docs.py)."""
+    checks is a sandboxed helper launch (app/policy/project_docs.py); in a sealed worker Codex would read it
+    unsandboxed."""
     return turn_profile(turn.policy) is not None
 
 
