@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.codex.binary import CodexBinary
+from app.codex.file_stamp import Stamp, stamp
 from app.config import Settings
 from app.engines.app_server.pool import Worker
 from app.engines.app_server.rpc import RpcError, SessionClosed
@@ -73,22 +74,6 @@ async def read_login(
     finally:
         await worker.terminate()
     return login  # CODEX_API_KEY is no login here: no credential reaches Codex's environment (app/codex/env.py)
-
-
-Stamp = tuple[tuple[int, int, int] | None, ...]
-
-
-def stamp(paths: tuple[Path, ...]) -> Stamp:
-    """What changes when a login is written or removed (through a symlink too) or config.toml is edited."""
-    found: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            info = path.stat()
-        except OSError:
-            found.append(None)
-        else:
-            found.append((info.st_mtime_ns, info.st_size, info.st_ino))
-    return tuple(found)
 
 
 class LoginWatch:

@@ -8,12 +8,20 @@ profile. It is started under bubblewrap (`--unshare-user`), which hides, for the
 - every other path of the layout's protected list (CODEX_HOME, the operator's Codex homes, CODEX_DATA_DIR, the env
   file, the profile folder, CODEX_DENY_READ): a directory under an empty tmpfs, a file under /dev/null.
 
+The worker also gets a process namespace of its own (`--unshare-pid`, a fresh /proc): neither the gateway's
+environment nor any other process of this machine is in its sight.
+
 Codex itself still needs its home. The worker gets a view of it under /dev/shm (`VIEW_ROOT`): a folder of
-CODEX_DATA_DIR for Codex's own state, with only `HOME_ENTRIES` of the real home bound in (not its sessions, logs or
-anything else, so no app-server read on a model's behalf, such as view_image, finds more there than the login and
-the configuration, none of them an image). Codex's Linux sandbox starts every command with a fresh /dev
-(`bwrap --dev /dev`), so no sandboxed command sees the view; `probe_seal` checks exactly that through the real
-Codex at startup, and the gateway falls back to the profile when it does not hold.
+CODEX_DATA_DIR for Codex's own state, the operator's instructions and rules bound in read-only, and a config.toml
+the gateway writes from the real one with `cli_auth_credentials_store = "ephemeral"`. No login file is there: the
+gateway hands the login over in memory (app/codex/login_handover.py). Codex verifies and reads some files in the
+worker's own process, outside any command sandbox (apply_patch, view_image), so nothing the worker can open may
+hold a secret: not a file of its view, not its environment (app/codex/env.py), not its descriptors (its session
+runs on sockets, which /proc/self/fd cannot reopen). A config.toml that holds a credential (a provider's bearer
+token, headers, an MCP server's environment) or a ChatGPT login keeps the permission profile. Codex's Linux sandbox
+starts every command with a fresh /dev (`bwrap --dev /dev`), so no sandboxed command sees the view; `probe_seal`
+checks exactly that through the real Codex at startup, and the gateway falls back to the profile when it does not
+hold.
 
 The seal is per worker, not per turn: with several API keys, each key's folder of CODEX_WORKDIR must be denied to
 the others' turns, which one worker serving all keys cannot do, so those turns keep the profile.
@@ -25,12 +33,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from app.codex.binary import CodexBinary, kill_group
+from app.codex.home import atomic_write
+from app.codex.login_handover import read_handover
 from app.config import Settings
 from app.policy.paths import inside
 from app.policy.permissions import SandboxLayout, outermost
@@ -40,11 +54,13 @@ from app.turn import RunPolicy
 log = logging.getLogger("codex_wrapper")
 
 VIEW_ROOT = Path("/dev/shm/codex-wrapper")  # under /dev: out of every sandboxed command's sight
-# What the worker's CODEX_HOME view holds of the real one: the login, the configuration, the operator's
-# instructions and rules, all text (view_image reads what the worker can, and finds no image here). auth.json and
-# config.toml are bound read-write: Codex rewrites auth.json in place when it refreshes a token. Not `skills/`,
-# whose assets may be images.
-HOME_ENTRIES = ("auth.json", "config.toml", "AGENTS.md", "rules")
+# What the worker's CODEX_HOME view holds of the real one, read-only: the operator's instructions and rules, all
+# text (view_image reads what the worker can, and finds no image here). Not `skills/`, whose assets may be images;
+# not auth.json (handed over in memory); config.toml is the gateway's copy (`view_config`).
+HOME_ENTRIES = ("AGENTS.md", "rules")
+# Keys of config.toml that hold, or may hold, a credential: a worker with such a configuration keeps the profile.
+# (`tool_output_token_limit` is no credential; `experimental_bearer_token`, `http_headers`, `client_secret` are.)
+SECRET_KEY = re.compile(r"(^|_)(token|secret|password|credentials?|api_?key|headers?|env|auth)$|bearer", re.I)
 SYSTEM_BWRAP = Path("/usr/bin/bwrap")  # what Codex itself prefers to its bundled copy
 
 
@@ -81,6 +97,7 @@ class WorkerSeal:
     state_dir: Path  # Codex's own state (databases, logs, its arg0 links), inside CODEX_DATA_DIR
     layout: SandboxLayout
     writable: tuple[Path, ...]  # workspaces: bound back writable when inside the hidden gateway directory
+    config: Path  # the view's config.toml, written by `write_config` at each worker start (in CODEX_DATA_DIR)
 
     @property
     def view(self) -> Path:
@@ -89,9 +106,15 @@ class WorkerSeal:
     def env(self, env: dict[str, str]) -> dict[str, str]:
         return {**env, "CODEX_HOME": str(self.view)}
 
+    def write_config(self) -> None:
+        atomic_write(self.config, view_config(self.codex_home).encode())
+
     def argv(self) -> list[str]:
-        """The bubblewrap command line a worker's `codex app-server` runs under (its arguments follow)."""
-        args = [str(self.bwrap), "--unshare-user", "--die-with-parent", "--dev-bind", "/", "/"]
+        """The bubblewrap command line a worker's `codex app-server` runs under (its arguments follow); writes the
+        view's config.toml from the real one first (a worker's restart sees the operator's edits)."""
+        self.write_config()
+        args = [str(self.bwrap), "--unshare-user", "--unshare-pid", "--die-with-parent", "--dev-bind", "/", "/"]
+        args += ["--proc", "/proc"]
         gateway = Path(os.path.realpath(self.layout.gateway_dir))
         visible = [Path(os.path.realpath(p)) for p in self.layout.visible]
         later: list[str] = []
@@ -105,12 +128,38 @@ class WorkerSeal:
                 args += _hide(path, later)
         args += later
         args += ["--tmpfs", "/dev/shm", "--bind", str(self.state_dir), str(self.view)]
+        args += ["--ro-bind", str(self.config), str(self.view / "config.toml")]
         for name in HOME_ENTRIES:
             source = self.codex_home / name
             if source.exists():
-                flag = "--bind" if name in ("auth.json", "config.toml") else "--ro-bind"
-                args += [flag, str(source.resolve()), str(self.view / name)]
+                args += ["--ro-bind", str(source.resolve()), str(self.view / name)]
         return [*args, "--"]
+
+
+def read_config(codex_home: Path) -> dict[str, Any]:
+    path = codex_home / "config.toml"
+    return tomllib.loads(path.read_text()) if path.exists() else {}
+
+
+def view_config(codex_home: Path) -> str:
+    """The real config.toml with the login kept in memory only (no auth.json is written in the view)."""
+    return tomli_w.dumps({**read_config(codex_home), "cli_auth_credentials_store": "ephemeral"})
+
+
+def secret_keys(config: Any, prefix: str = "") -> list[str]:
+    """Dotted names of config.toml entries that hold or may hold a credential."""
+    found: list[str] = []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            name = f"{prefix}{key}"
+            if SECRET_KEY.search(str(key)):
+                found.append(name)
+            else:
+                found += secret_keys(value, f"{name}.")
+    elif isinstance(config, list):
+        for n, value in enumerate(config):
+            found += secret_keys(value, f"{prefix}{n}.")
+    return found
 
 
 def make_seal(binary: CodexBinary, codex_home: Path, data_dir: Path, layout: SandboxLayout,
@@ -120,7 +169,7 @@ def make_seal(binary: CodexBinary, codex_home: Path, data_dir: Path, layout: San
         return None
     state = data_dir / "worker-home"
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return WorkerSeal(bwrap, codex_home, state, layout, writable)
+    return WorkerSeal(bwrap, codex_home, state, layout, writable, data_dir / "worker-config.toml")
 
 
 # The probe: Codex's read-only sandbox inside a sealed worker's namespace must run a command, and that command must
@@ -182,6 +231,10 @@ async def choose_seal(
     if len(settings.api_keys) > 1:
         log.info("app-server workers not sealed: with several API keys each turn is denied the other keys' folders")
         return None
+    why = unsealable(codex_home)
+    if why:
+        log.info("app-server workers not sealed: %s; agent turns use the permission profile", why)
+        return None
     writable = (settings.codex_workdir, *settings.codex_allowed_roots)
     seal = make_seal(binary, codex_home, settings.codex_data_dir, layout, writable)
     if seal is None:
@@ -193,3 +246,17 @@ async def choose_seal(
         return None
     log.info("app-server workers sealed: denied paths hidden per worker, agent turns without the permission profile")
     return seal
+
+
+def unsealable(codex_home: Path) -> str:
+    """Why a sealed worker could not run with this home's login and configuration without a readable secret."""
+    try:
+        secrets = secret_keys(read_config(codex_home))
+    except (OSError, ValueError) as exc:
+        return f"config.toml cannot be read ({exc})"
+    if secrets:
+        return f"config.toml holds what may be a credential ({', '.join(secrets[:5])})"
+    login = read_handover(codex_home)
+    if not login.sealable:
+        return f"the login in auth.json ({login.kind}) cannot be handed to Codex in memory"
+    return ""

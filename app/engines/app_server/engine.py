@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
 from app.codex.binary import CodexBinary
 from app.codex.command_limits import Cgroups
+from app.codex.file_stamp import stamp
+from app.codex.login_handover import Handover, read_handover
 from app.engines.app_server.dynamic_tools import TOOL_CALL_REQUEST, ClientCalls, ToolNames
-from app.engines.app_server.pool import AppServerPool, PoolUnavailable
+from app.engines.app_server.pool import AppServerPool, PoolUnavailable, Worker
 from app.engines.app_server.rpc import (
     DEFAULT_TIMEOUT,
     NotificationHandler,
@@ -52,13 +55,49 @@ class AppServerEngine(Engine):
         seal: WorkerSeal | None = None,
     ) -> None:
         self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout, cgroups)
+        self.env = env
+        self.seal = seal
         self.sealed = seal is not None  # agent turns then run without the permission profile
         if seal is not None:
             for worker in self.pool.workers:
-                worker.launcher, worker.env = seal.argv, seal.env(env)
+                worker.launcher, worker.env, worker.after_start = seal.argv, seal.env(env), self._hand_over
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    async def _hand_over(self, worker: Worker, login: Handover | None = None) -> None:
+        """A sealed worker's login, in memory only (app/codex/login_handover.py): at its start, and again when
+        auth.json has changed since (a new key, or none: then it logs out)."""
+        assert self.seal is not None and worker.session is not None
+        login = login or read_handover(self.seal.codex_home)
+        if login.params is not None:
+            await worker.session.request("account/login/start", login.params)
+        elif worker.login_stamp is not None:
+            await worker.session.request("account/logout", {})
+        worker.login_stamp = login.stamp
+
+    async def _login_current(self, worker: Worker) -> str:
+        """'' once a sealed worker has the login auth.json holds now; else why it cannot (the workers are then
+        unsealed and restarted: a ChatGPT login needs the permission profile)."""
+        if self.seal is None or worker.login_stamp == stamp((self.seal.codex_home / "auth.json",)):
+            return ""
+        login = read_handover(self.seal.codex_home)
+        if login.sealable:
+            await self._hand_over(worker, login)
+            return ""
+        task = asyncio.create_task(self.reload())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        return f"the login changed to one that sealed workers cannot hold ({login.kind}): Codex is restarting"
+
+    def _unseal_if_needed(self) -> None:
+        if self.seal is not None and not read_handover(self.seal.codex_home).sealable:
+            self.seal, self.sealed = None, False
+            for worker in self.pool.workers:
+                worker.launcher, worker.env, worker.after_start = None, self.env, None
+            logging.getLogger("codex_wrapper").info(
+                "app-server workers unsealed: the new login needs the permission profile (app/codex/login_handover.py)"
+            )
 
     async def prewarm(self, turn: Turn) -> None:
         """Start a spare thread on every ready worker for requests shaped like `turn` (the server defaults)."""
@@ -79,6 +118,7 @@ class AppServerEngine(Engine):
     async def reload(self) -> None:
         """New workers: a running app-server keeps the credentials it started with, so one started before a login
         would send the model requests without it. Only called while no turn runs (none is admitted without a login)."""
+        self._unseal_if_needed()
         await self.spares.stop()
         self.spares.forget()
         await self.pool.restart()
@@ -113,6 +153,13 @@ class AppServerEngine(Engine):
             return
         session = worker.session
         assert session is not None
+        try:
+            why = await self._login_current(worker)
+        except (RpcError, SessionClosed) as exc:
+            why = f"Codex did not take the new login: {exc}"
+        if why:
+            yield Failed(FailureKind.UNAVAILABLE, why)
+            return
         worker.active += 1
         thread_id: str | None = None
         turn_id: str | None = None

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from app.codex.binary import CodexBinary, end_group, kill_group
@@ -58,8 +59,11 @@ class Worker:
         self.env = env
         self.cwd = cwd
         self.launcher: Callable[[], list[str]] | None = None  # what it runs under, asked at each start (worker_seal)
+        self.after_start: Callable[[Worker], Awaitable[None]] | None = None  # after the handshake (the login)
+        self.login_stamp: object = None  # of the login handed to it (app/codex/login_handover.py)
         self.process: asyncio.subprocess.Process | None = None
         self.session: RpcSession | None = None
+        self._writer: asyncio.StreamWriter | None = None
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # its first start has succeeded or failed
         self.active = 0
@@ -70,36 +74,41 @@ class Worker:
         self._probe: asyncio.Task[None] | None = None
 
     async def spawn(self) -> None:
+        """Start the process on sockets, not pipes: a socket cannot be opened again through /proc/self/fd, so what
+        Codex reads on a model's behalf in its own process (apply_patch, view_image) cannot tap the session."""
         self.leave_group()
         self.group = self.cgroups.group(f"worker{self.index}") if self.cgroups else None
+        ours, theirs = socket.socketpair()
+        errors, their_errors = socket.socketpair()
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *(self.launcher() if self.launcher else ()),
                 str(self.binary.path),
                 *WORKER_ARGS,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
+                stderr=their_errors.fileno(),
                 env=self.env,
                 cwd=str(self.cwd),
                 start_new_session=True,
-                limit=_LINE_LIMIT,
                 preexec_fn=self.group.preexec() if self.group else None,
             )
+        except BaseException:
+            ours.close()
+            errors.close()
+            raise
         finally:
+            theirs.close()
+            their_errors.close()
             if self.group is not None:
                 self.group.started()
-        assert self.process.stdout is not None and self.process.stdin is not None
+        reader, self._writer = await asyncio.open_connection(sock=ours, limit=_LINE_LIMIT)
+        error_reader, error_writer = await asyncio.open_connection(sock=errors)
         self.stderr_tail = b""
-        self._stderr_task = asyncio.create_task(self._keep_stderr(self.process.stderr))
+        self._stderr_task = asyncio.create_task(self._keep_stderr(error_reader, error_writer))
         self.hung = ""
         self.session = RpcSession(
-            self.process.stdout,
-            self.process.stdin,
-            refuse,
-            self.on_notification,
-            timeout=self.rpc_timeout,
-            on_stall=self._stalled,
+            reader, self._writer, refuse, self.on_notification, timeout=self.rpc_timeout, on_stall=self._stalled
         )
         self.session.start()
         try:
@@ -109,6 +118,8 @@ class Worker:
                 timeout=_HANDSHAKE_TIMEOUT,
             )
             await self.session.notify("initialized")
+            if self.after_start is not None:
+                await self.after_start(self)
         except BaseException:
             await self.terminate()
             raise
@@ -139,10 +150,13 @@ class Worker:
         if self.session is session and not session.closed.is_set():
             self.ready.set()
 
-    async def _keep_stderr(self, stream: asyncio.StreamReader | None) -> None:
+    async def _keep_stderr(self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """The last lines Codex wrote to stderr, to say why a worker died."""
-        while stream is not None and (chunk := await stream.read(65536)):
-            self.stderr_tail = (self.stderr_tail + chunk)[-2000:]
+        try:
+            while chunk := await stream.read(65536):
+                self.stderr_tail = (self.stderr_tail + chunk)[-2000:]
+        finally:
+            writer.close()
 
     def last_words(self) -> str:
         """Codex's `Error: ...` line if it printed one (a backtrace may follow it), else its last line."""
@@ -162,10 +176,10 @@ class Worker:
             await self.session.close()
         if self.process is None:
             return
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-            with contextlib.suppress(ConnectionError):  # collects a broken pipe's error, else asyncio logs it
-                await self.process.stdin.wait_closed()
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(ConnectionError):  # collects a broken socket's error, else asyncio logs it
+                await self._writer.wait_closed()
         kill_group(self.process.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), 3)
