@@ -61,6 +61,7 @@ HOME_ENTRIES = ("AGENTS.md", "rules")
 # Keys of config.toml that hold, or may hold, a credential: a worker with such a configuration keeps the profile.
 # (`tool_output_token_limit` is no credential; `experimental_bearer_token`, `http_headers`, `client_secret` are.)
 SECRET_KEY = re.compile(r"(^|_)(token|secret|password|credentials?|api_?key|headers?|env|auth)$|bearer", re.I)
+# (`requires_openai_auth = true` is no credential: only text, tables and lists can hold one)
 SYSTEM_BWRAP = Path("/usr/bin/bwrap")  # what Codex itself prefers to its bundled copy
 
 
@@ -152,7 +153,7 @@ def secret_keys(config: Any, prefix: str = "") -> list[str]:
     if isinstance(config, dict):
         for key, value in config.items():
             name = f"{prefix}{key}"
-            if SECRET_KEY.search(str(key)):
+            if SECRET_KEY.search(str(key)) and not isinstance(value, (bool, int, float)):
                 found.append(name)
             else:
                 found += secret_keys(value, f"{name}.")

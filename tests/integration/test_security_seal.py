@@ -11,8 +11,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import openai
+import pytest
+
 from tests.fakes.provider import FakeProvider, Script, tool_outputs
-from tests.harness import FAKE_MODEL, RunningGateway, write_codex_home
+from tests.harness import FAKE_MODEL, RunningGateway, wait_for, write_codex_home
 from tests.integration.test_policy_live import run_command
 from tests.integration.test_security_sandbox import PATCH_MODEL, data_dir
 
@@ -159,3 +162,54 @@ def test_a_sealed_worker_takes_the_login_in_memory_and_a_new_one_without_a_resta
     gateway.client().chat.completions.create(model=FAKE_MODEL, messages=hello)
     assert provider.authorizations[-1] == "Bearer sk-rotated"
     assert not [p for p in data_dir(gateway).rglob("*") if p.is_file() and b"sk-" in p.read_bytes()]
+
+
+def chatgpt_login() -> dict[str, object]:
+    """What `codex login` writes for a ChatGPT account (the tokens unsigned: the fake provider checks none)."""
+
+    def jwt(claims: dict[str, object]) -> str:
+        part = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"e30.{part}.c2ln"
+
+    auth = {"chatgpt_plan_type": "plus", "chatgpt_account_id": "acct-sealed", "chatgpt_user_id": "user-sealed"}
+    claims = {"email": "a@example.com", "exp": 4102444800, "https://api.openai.com/auth": auth}
+    tokens = {
+        "id_token": jwt(claims),
+        "access_token": jwt(claims),
+        "refresh_token": SECRET,
+        "account_id": "acct-sealed",
+    }
+    return {"OPENAI_API_KEY": None, "tokens": tokens, "last_refresh": "2026-12-05T00:00:00Z"}
+
+
+def test_a_chatgpt_login_made_while_sealed_unseals_the_workers(
+    start_gateway: StartGateway, provider: FakeProvider, tmp_path: Path
+) -> None:
+    """A ChatGPT login cannot be handed over in memory (app/codex/login_handover.py): the first turn after it appears
+    is refused with the reason, the workers restart under the permission profile, and the login stays out of every
+    command's reach. (Codex cannot check a ChatGPT login offline: the provider here needs none.)"""
+    home = write_codex_home(tmp_path / "chatgpt-home", provider.base_url)
+    gateway = start_gateway(
+        CODEX_ENGINE="app-server", CODEX_APP_SERVER_WORKERS="1", CODEX_CONFIG_DIR=str(home),
+        CODEX_CLIENT_SANDBOX_MODES="read-only,workspace-write",
+    )  # fmt: skip
+    assert "app-server workers sealed" in gateway.log()
+    (home / "auth.json").write_text(json.dumps(chatgpt_login()))
+    with pytest.raises(openai.APIStatusError) as refused:
+        gateway.client().chat.completions.create(model=FAKE_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.status_code == 503 and "sealed workers cannot hold (chatgpt)" in str(refused.value)
+    assert wait_for(lambda: "app-server workers unsealed" in gateway.log())
+    assert wait_for(lambda: gateway.http().get("/ready").status_code == 200)
+    output = run_command(gateway, provider, "chatgpt-peek", f'cat {home}/auth.json "$CODEX_HOME/auth.json"; echo ok')
+    assert SECRET not in output and "Permission denied" in output, output
+
+
+def test_a_chatgpt_login_keeps_the_permission_profile(
+    start_gateway: StartGateway, provider: FakeProvider, tmp_path: Path
+) -> None:
+    home = write_codex_home(tmp_path / "chatgpt-home", provider.base_url)
+    (home / "auth.json").write_text(json.dumps(chatgpt_login()))
+    gateway = start_gateway(CODEX_ENGINE="app-server", CODEX_APP_SERVER_WORKERS="1", CODEX_CONFIG_DIR=str(home))
+    assert "app-server workers not sealed: the login in auth.json (chatgpt)" in gateway.log(), gateway.log()
+    output = run_command(gateway, provider, "chatgpt-peek-2", f'cat {home}/auth.json "$CODEX_HOME/auth.json"; echo ok')
+    assert SECRET not in output and "Permission denied" in output, output

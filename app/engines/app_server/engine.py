@@ -41,6 +41,7 @@ class AppServerEngine(Engine):
     name = "app-server"
     client_tools = True
     sealed = False  # its workers run under a WorkerSeal: agent turns without the permission profile
+    seal: WorkerSeal | None = None
 
     def __init__(
         self,
