@@ -52,6 +52,7 @@ PACED = "bench SCRIPT:paced"
 # A tool round trip: the model calls the client's function; once its output is back, it answers.
 TOOL_PROMPT = "bench SCRIPT:toolcall"
 FLOOR = "app-server direct (floor)"
+SEALING: dict[str, str] = {}  # what each gateway's log said about sealing its workers
 TOOL = ToolSpec("get_weather", "The weather.", {"type": "object", "properties": {}})
 CHAT_TOOL = {"type": "function", "function": {"name": TOOL.name, "parameters": TOOL.parameters}}
 
@@ -267,6 +268,8 @@ async def run_mode(mode: str, root: Path, base_url: str, codex: CodexBinary, req
             log = root / f"{home.name}.log"
             gateway = stack.enter_context(run_gateway(home, workdir, log, CODEX_MODE=mode, **settings))
             targets.append(gateway_target(name, mode, home, gateway.base_url, gateway.process.pid, client))
+            seal = [line.split("codex_wrapper: ", 1)[-1] for line in log.read_text().splitlines() if "sealed" in line]
+            SEALING[f"{name}, {mode}"] = seal[-1] if seal else "exec engine: the permission profile"
         await measure(targets, requests)
         await client.aclose()
     await close()
@@ -347,6 +350,9 @@ def main() -> None:
     best = next(r for r in rows if r.name == "gateway app-server" and r.mode == "chat")
     single = next(r for r in rows if "1 worker" in r.name)
     print(f"throughput at concurrency 8, gateway app-server vs 1 worker/1 turn: {best.rps[8] / single.rps[8]:.2f}x")
+    agent, chat = (next(r for r in rows if r.name == "gateway app-server" and r.mode == m) for m in ("agent", "chat"))
+    print(f"agent mode at concurrency 8 vs chat mode (gateway app-server): {agent.rps[8] / chat.rps[8]:.2f}x")
+    print(f"agent turns on the app-server gateway: {SEALING.get('gateway app-server, agent', 'unknown')}")
     print_tool_table(rows)
     print(f"(median of {statistics.median([len(r.latency) for r in rows]):.0f} requests per target)")
 
