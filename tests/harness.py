@@ -78,7 +78,8 @@ def scratch_dir() -> tempfile.TemporaryDirectory[str]:
 
 def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
     """PIDs of live processes (Codex, its children and its sandbox helpers) started with this CODEX_HOME; the pool's
-    long-lived `codex app-server` workers only with `pool=True`."""
+    long-lived `codex app-server` workers (and the bubblewrap processes a sealed one runs under) only with
+    `pool=True`."""
     markers = {f"CODEX_HOME={home}".encode() for home in (codex_home, home_view(codex_home))}  # a sealed worker's too
     helpers = f"{codex_home}/tmp/arg0".encode()  # sandbox helpers keep only PATH, which names the home's arg0 folder
     found = []
@@ -93,7 +94,8 @@ def codex_processes(codex_home: Path, pool: bool = False) -> list[int]:
             continue
         if state == "Z" or (not markers & set(environ.split(b"\0")) and helpers not in environ):
             continue
-        if pool or argv[1:2] != [b"app-server"]:
+        sealer = argv[0].endswith(b"/bwrap") and str(home_view(codex_home)).encode() in argv  # a sealed worker's
+        if pool or (argv[1:2] != [b"app-server"] and not sealer):
             found.append(int(entry.name))
     return found
 
