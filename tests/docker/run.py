@@ -197,6 +197,7 @@ def interpolate(value: str) -> str:
 
 
 AUTH_MARKER = "docker-test-login-token"
+ENV_MARKER = "docker-test-env-file-secret"  # stands for what compose's env_file puts in the container's environment
 
 
 def fake_home(root: Path, name: str, provider: FakeProvider, owner: int) -> Path:
@@ -277,7 +278,7 @@ def the_service(docker: Docker, provider: FakeProvider, scratch: Path) -> None:
     home = fake_home(scratch, "home", provider, CONTAINER_UID)
     started = time.monotonic()
     # the operator lets clients choose workspace-write (clients get read-only only, by default)
-    allow = ["-e", "CODEX_CLIENT_SANDBOX_MODES=read-only,workspace-write"]
+    allow = ["-e", "CODEX_CLIENT_SANDBOX_MODES=read-only,workspace-write", "-e", f"DOCKER_TEST_ENV_SECRET={ENV_MARKER}"]
     container = docker.run(*allow, *run_args(compose_service(), home, port, docker))
     wait_for("/health", lambda: http("GET", f"{base}/health", timeout=2)[0] == 200)
     wait_for("/ready", lambda: http("GET", f"{base}/ready", timeout=2)[0] == 200)
@@ -297,6 +298,11 @@ def the_service(docker: Docker, provider: FakeProvider, scratch: Path) -> None:
     secret = shell_turn(base, provider, "docker-secret", "cat /home/codex/.codex/auth.json")
     check(AUTH_MARKER not in secret and "Permission denied" in secret,
           "the agent cannot read the operator's login (auth.json) in the container")  # fmt: skip
+    environ = shell_turn(base, provider, "docker-environ", "cat /proc/[0-9]*/environ | tr '\\0' '\\n' | sort -u")
+    check(ENV_MARKER not in environ and "PATH=" in environ,
+          "a command reads no secret from the environment of the container's processes")  # fmt: skip
+    seal = [line.split("codex_wrapper: ", 1)[-1] for line in logs(docker, container).splitlines() if "sealed" in line]
+    check(bool(seal), f"agent turns in the container: {seal[-1] if seal else 'the log does not say'}")
     doctor = docker("exec", container, "python", "-m", "app", "doctor", check=False).stdout
     check("ok   sandbox: works" in doctor, "doctor in the container: sandbox works")
     clean_log(docker, container)
@@ -323,6 +329,26 @@ def default_seccomp(docker: Docker, provider: FakeProvider, scratch: Path) -> No
     check(doctor.returncode == 1 and "FAIL sandbox:" in doctor.stdout, "doctor in the container: FAIL sandbox")
     wait_for("Docker's health status 'unhealthy'", lambda: health(docker, container) == "unhealthy", 60)
     check(True, "Docker reports the container unhealthy (health follows readiness)")
+    clean_log(docker, container)
+
+
+def sealed_workers(docker: Docker, provider: FakeProvider, scratch: Path) -> None:
+    """With `systempaths=unconfined` (opt-in: docs/DOCKER.md) a sealed worker can mount a /proc of its own; the
+    container's default masks forbid that, and its workers keep the permission profile (the_service)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    home = fake_home(scratch, "home-sealed", provider, CONTAINER_UID)
+    extra = ["--security-opt", "systempaths=unconfined", "-e", f"DOCKER_TEST_ENV_SECRET={ENV_MARKER}"]
+    container = docker.run(*extra, *run_args(compose_service(), home, port, docker))
+    wait_for("/ready", lambda: http("GET", f"{base}/ready", timeout=2)[0] == 200)
+    check(any("app-server workers sealed:" in line for line in logs(docker, container).splitlines()),
+          "systempaths=unconfined: the app-server workers are sealed")  # fmt: skip
+    secret = shell_turn(base, provider, "docker-sealed-secret", "cat /home/codex/.codex/auth.json")
+    check(AUTH_MARKER not in secret and "Permission denied" in secret,
+          "sealed: the agent cannot read the operator's login (auth.json)")  # fmt: skip
+    environ = shell_turn(base, provider, "docker-sealed-environ", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
+    check(ENV_MARKER not in environ and "PATH=" in environ, "sealed: nor a secret of the container's environment")
+    check(streamed_chat(base) == "pong", "sealed: a streamed chat completion answers 'pong'")
     clean_log(docker, container)
 
 
@@ -370,6 +396,7 @@ def main() -> int:
             build(docker, bundle)
             check_image_contents(docker, bundle)
             the_service(docker, provider, scratch)
+            sealed_workers(docker, provider, scratch)
             default_seccomp(docker, provider, scratch)
             root_owned_home(docker, scratch)
     except (DockerTestFailed, subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
