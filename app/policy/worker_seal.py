@@ -1,4 +1,4 @@
-"""App-server workers sealed in a mount namespace of their own: the denied paths hidden once per worker.
+"""App-server workers sealed in namespaces of their own: the denied paths hidden once per worker, no secret in reach.
 
 Under a permission profile that denies paths, Codex 0.169 launches its sandboxed filesystem helper at every turn
 (~37 ms of CPU: bubblewrap and 3 starts of the Codex binary, docs/BENCHMARKS.md). A sealed worker runs without a
@@ -245,7 +245,10 @@ async def choose_seal(
     if why:
         log.warning("app-server workers not sealed (%s); agent turns use the permission profile", why)
         return None
-    log.info("app-server workers sealed: denied paths hidden per worker, agent turns without the permission profile")
+    log.info(
+        "app-server workers sealed: denied paths hidden per worker, the login in Codex's memory only, agent turns "
+        "without the permission profile"
+    )
     return seal
 
 
