@@ -17,6 +17,8 @@ CLIENT_METHODS = {
     "turn/start",
     "turn/interrupt",
     "thread/unsubscribe",
+    "account/login/start",  # a sealed worker's login, in memory (app/codex/login_handover.py)
+    "account/logout",
 }
 NOTIFICATIONS = {
     "item/agentMessage/delta",
