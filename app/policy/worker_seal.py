@@ -204,7 +204,7 @@ async def probe_seal(seal: WorkerSeal, binary: CodexBinary, env: dict[str, str],
     text = out.decode(errors="replace")
     if "seal-probe-ran" not in text:
         lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
-        return f"a sandboxed command did not run ({(lines or ['no message'])[-1][:300]})"
+        return f"no command ran in a sealed worker ({(lines or ['no message'])[-1][:300]})"
     seen = [line.removeprefix("seal-probe-sees ") for line in text.splitlines() if line.startswith("seal-probe-sees")]
     return f"a sandboxed command saw {', '.join(seen)}" if seen else ""
 
