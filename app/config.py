@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     codex_deny_read: Annotated[tuple[Path, ...], NoDecode] = ()
     codex_engine: Literal["app-server", "exec"] = "app-server"
     codex_app_server_workers: int = Field(2, ge=1, le=64)
+    codex_seal_workers: bool = True  # app-server workers sealed where they can be (app/policy/worker_seal.py)
     codex_rpc_timeout_seconds: float = Field(30.0, gt=0)  # each JSON-RPC request to an app-server worker
     codex_mode: Literal["agent", "chat"] = "agent"
     codex_timeout: float = Field(120.0, gt=0)

@@ -229,6 +229,9 @@ async def choose_seal(
     turns then run under the permission profile); the reason is logged either way."""
     if settings.codex_engine != "app-server":
         return None
+    if not settings.codex_seal_workers:
+        log.info("app-server workers not sealed: CODEX_SEAL_WORKERS=0; agent turns use the permission profile")
+        return None
     if len(settings.api_keys) > 1:
         log.info("app-server workers not sealed: with several API keys each turn is denied the other keys' folders")
         return None

@@ -214,3 +214,14 @@ def test_a_chatgpt_login_keeps_the_permission_profile(
     assert "app-server workers not sealed: the login in auth.json (chatgpt)" in gateway.log(), gateway.log()
     output = run_command(gateway, provider, "chatgpt-peek-2", f'cat {home}/auth.json "$CODEX_HOME/auth.json"; echo ok')
     assert SECRET not in output and "Permission denied" in output, output
+
+
+def test_the_operator_can_keep_the_profile(start_gateway: StartGateway, provider: FakeProvider, tmp_path: Path) -> None:
+    home = write_codex_home(tmp_path / "unsealed-home", provider.base_url)
+    (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": SECRET}))
+    gateway = start_gateway(
+        CODEX_ENGINE="app-server", CODEX_APP_SERVER_WORKERS="1", CODEX_CONFIG_DIR=str(home), CODEX_SEAL_WORKERS="0"
+    )
+    assert "app-server workers not sealed: CODEX_SEAL_WORKERS=0" in gateway.log()
+    output = run_command(gateway, provider, "unsealed-peek", f'cat {home}/auth.json "$CODEX_HOME/auth.json"; echo ok')
+    assert SECRET not in output and "Permission denied" in output and "/dev/shm" not in output, output
