@@ -35,7 +35,6 @@ import logging
 import os
 import re
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,8 @@ import tomli_w
 from app.codex.binary import CodexBinary, kill_group
 from app.codex.home import atomic_write
 from app.codex.login_handover import read_handover
-from app.config import Settings
+from app.codex.provider import read_config
+from app.config import ConfigError, Settings
 from app.policy.paths import inside
 from app.policy.permissions import SandboxLayout, outermost
 from app.policy.project_docs import DISCOVERY_OFF
@@ -108,7 +108,11 @@ class WorkerSeal:
         return {**env, "CODEX_HOME": str(self.view)}
 
     def write_config(self) -> None:
-        atomic_write(self.config, view_config(self.codex_home).encode())
+        try:
+            text = view_config(self.codex_home)
+        except ConfigError as exc:  # edited into something Codex cannot read: this start fails, and is retried
+            raise OSError(str(exc)) from None
+        atomic_write(self.config, text.encode())
 
     def argv(self) -> list[str]:
         """The bubblewrap command line a worker's `codex app-server` runs under (its arguments follow); writes the
@@ -135,11 +139,6 @@ class WorkerSeal:
             if source.exists():
                 args += ["--ro-bind", str(source.resolve()), str(self.view / name)]
         return [*args, "--"]
-
-
-def read_config(codex_home: Path) -> dict[str, Any]:
-    path = codex_home / "config.toml"
-    return tomllib.loads(path.read_text()) if path.exists() else {}
 
 
 def view_config(codex_home: Path) -> str:
@@ -259,7 +258,7 @@ def unsealable(codex_home: Path) -> str:
     """Why a sealed worker could not run with this home's login and configuration without a readable secret."""
     try:
         secrets = secret_keys(read_config(codex_home))
-    except (OSError, ValueError) as exc:
+    except ConfigError as exc:
         return f"config.toml cannot be read ({exc})"
     if secrets:
         return f"config.toml holds what may be a credential ({', '.join(secrets[:5])})"

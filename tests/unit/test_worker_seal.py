@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.codex.login_handover import API_KEY, CHATGPT, UNREADABLE, read_handover
-from app.policy.worker_seal import secret_keys, unsealable, view_config
+from app.policy.worker_seal import WorkerSeal, secret_keys, unsealable, view_config
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,14 @@ def test_why_a_home_cannot_be_sealed(tmp_path: Path) -> None:
     assert "model_providers.f.experimental_bearer_token" in unsealable(tmp_path)
     (tmp_path / "config.toml").write_text("not = [toml")
     assert "config.toml cannot be read" in unsealable(tmp_path)
+
+
+def test_a_config_edited_into_bad_toml_fails_that_worker_start_only(tmp_path: Path) -> None:
+    """OSError is what the pool's supervisor logs and retries with backoff."""
+    seal = WorkerSeal(Path("/usr/bin/bwrap"), tmp_path, tmp_path / "state", None, (), tmp_path / "view.toml")  # type: ignore[arg-type]
+    (tmp_path / "config.toml").write_text('model = "m"\n')
+    seal.write_config()
+    assert tomllib.loads((tmp_path / "view.toml").read_text())["cli_auth_credentials_store"] == "ephemeral"
+    (tmp_path / "config.toml").write_text("not = [toml")
+    with pytest.raises(OSError, match=r"config\.toml"):
+        seal.write_config()

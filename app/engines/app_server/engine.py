@@ -40,8 +40,7 @@ from app.turn import Completed, Failed, FailureKind, Turn, TurnEvent, UsageRepor
 class AppServerEngine(Engine):
     name = "app-server"
     client_tools = True
-    sealed = False  # its workers run under a WorkerSeal: agent turns without the permission profile
-    seal: WorkerSeal | None = None
+    seal: WorkerSeal | None = None  # its workers run under it: agent turns without the permission profile
 
     def __init__(
         self,
@@ -57,14 +56,23 @@ class AppServerEngine(Engine):
     ) -> None:
         self.pool = AppServerPool(binary, env, cwd, workers, on_notification, rpc_timeout, cgroups)
         self.env = env
-        self.seal = seal
-        self.sealed = seal is not None  # agent turns then run without the permission profile
-        if seal is not None:
-            for worker in self.pool.workers:
-                worker.launcher, worker.env, worker.after_start = seal.argv, seal.env(env), self._hand_over
+        self._seal_workers(seal)
         self.wait = wait
         self.spares = SpareThreads()
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    @property
+    def sealed(self) -> bool:
+        return self.seal is not None
+
+    def _seal_workers(self, seal: WorkerSeal | None) -> None:
+        """What each worker runs under from its next start: the seal and the login hand-over, or neither."""
+        self.seal = seal
+        for worker in self.pool.workers:
+            if seal is None:
+                worker.launcher, worker.env, worker.after_start = None, self.env, None
+            else:
+                worker.launcher, worker.env, worker.after_start = seal.argv, seal.env(self.env), self._hand_over
 
     async def _hand_over(self, worker: Worker, login: Handover | None = None) -> None:
         """A sealed worker's login, in memory only (app/codex/login_handover.py): at its start, and again when
@@ -93,9 +101,7 @@ class AppServerEngine(Engine):
 
     def _unseal_if_needed(self) -> None:
         if self.seal is not None and not read_handover(self.seal.codex_home).sealable:
-            self.seal, self.sealed = None, False
-            for worker in self.pool.workers:
-                worker.launcher, worker.env, worker.after_start = None, self.env, None
+            self._seal_workers(None)
             logging.getLogger("codex_wrapper").info(
                 "app-server workers unsealed: the new login needs the permission profile (app/codex/login_handover.py)"
             )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from app.codex.binary import CodexBinary, end_group, kill_group
 from app.codex.command_limits import Cgroups, Group
+from app.codex.file_stamp import Stamp
 from app.engines.app_server.refusals import refuse
 from app.engines.app_server.rpc import (
     DEFAULT_TIMEOUT,
@@ -60,7 +61,7 @@ class Worker:
         self.cwd = cwd
         self.launcher: Callable[[], list[str]] | None = None  # what it runs under, asked at each start (worker_seal)
         self.after_start: Callable[[Worker], Awaitable[None]] | None = None  # after the handshake (the login)
-        self.login_stamp: object = None  # of the login handed to it (app/codex/login_handover.py)
+        self.login_stamp: Stamp | None = None  # of the login handed to it (app/codex/login_handover.py)
         self.process: asyncio.subprocess.Process | None = None
         self.session: RpcSession | None = None
         self._writer: asyncio.StreamWriter | None = None
